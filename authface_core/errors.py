@@ -1,0 +1,47 @@
+"""Every exception AuthFace raises.
+
+Core code raises these; only the apps translate them (to ``gr.Error``) and only the CLI turns
+them into exit codes. Each one also subclasses the builtin that callers would naturally catch
+(``ValueError``, ``FileNotFoundError``, ``ImportError``), as ``huggingface_hub.errors`` does.
+"""
+
+from __future__ import annotations
+
+
+class AuthFaceError(Exception):
+    """Base class of every error raised on purpose by AuthFace."""
+
+
+class InvalidImageError(AuthFaceError, ValueError):
+    """A file or buffer is not an image we can use: corrupt, empty, too large, unsupported.
+
+    The message always names the file and the problem.
+    """
+
+    def __init__(self, source: str, problem: str):
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")
+
+
+class NoFaceDetectedError(AuthFaceError, ValueError):
+    """No face was found where one was needed."""
+
+    def __init__(self, source: str, hint: str = ""):
+        self.source = source
+        message = f"{source}: no face detected"
+        super().__init__(f"{message}. {hint}" if hint else message)
+
+
+class CheckpointNotFoundError(AuthFaceError, FileNotFoundError):
+    """Model weights could not be found or loaded; the message says what was tried and how to fix it."""
+
+
+class MissingDependencyError(AuthFaceError, ImportError):
+    """An optional dependency is missing; the message says what to install."""
+
+    def __init__(self, package: str, purpose: str, install: str | None = None):
+        self.package = package
+        super().__init__(
+            f"{package} is required for {purpose}. Install it with: pip install {install or package}"
+        )

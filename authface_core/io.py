@@ -1,0 +1,223 @@
+"""Image input and output: the one loader and the one writer of the whole project.
+
+Convention: every image leaving this module is a NumPy array of shape (H, W, 3), RGB, uint8,
+already turned upright by its EXIF orientation. Transparency, when a file has it, travels
+separately as an (H, W) uint8 alpha array so that paste-back can keep it.
+
+Mode conversions, on purpose:
+- ``RGB``: unchanged. An embedded ICC profile (Adobe RGB, Display P3, CMYK profiles...) is
+  converted to sRGB, because the model was trained on sRGB photos.
+- ``RGBA``, ``LA``, ``P``/``PA`` with transparency: colour to RGB, alpha kept.
+- ``L``, ``1``, ``P`` without transparency: replicated or looked up to RGB.
+- ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: converted to RGB (through the ICC profile when present).
+- 16-bit (``I;16*``, ``I``) and float (``F``) grayscale: scaled to 8 bits by the type's full
+  range (x / 257 for 16-bit), not clipped, so dark 16-bit scans do not turn black.
+- Multi-frame files (GIF, TIFF pages): the first frame.
+
+Refused with :class:`InvalidImageError` naming the file: a missing, empty, non-image, corrupt or
+truncated file, and any image over ``max_pixels``, checked from the header before decoding, so a
+decompression bomb costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from .errors import InvalidImageError
+
+# 8K photographs (7680x4320 = 33 MP, 8192x6144 = 50 MP, 8256x5504 = 45 MP) fit; 60 MP is the cap.
+DEFAULT_MAX_PIXELS = 60_000_000
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+ImageSource = Union[str, os.PathLike, bytes]
+
+_SRGB_PROFILE = ImageCms.createProfile("sRGB")
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image and what was learned while decoding it.
+
+    Args:
+        rgb: (H, W, 3) uint8, upright.
+        alpha: (H, W) uint8 or None when the file has no transparency.
+        source: the file name (or the given name for bytes), used in messages.
+        original_mode: the PIL mode in the file, e.g. ``"I;16"`` or ``"CMYK"``.
+        format: the file format PIL detected, e.g. ``"JPEG"``.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    source: str
+    original_mode: str
+    format: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the upright image."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def open_image(source: ImageSource, *, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image lazily and check it before decoding: exists, not empty, an image, not too large.
+
+    Returns the PIL image, not yet decoded (callers that only need the header, or a draft-mode
+    JPEG decode, stop here). ``name`` labels bytes in error messages.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "<uploaded bytes>")
+    if isinstance(source, bytes):
+        if not source:
+            raise InvalidImageError(label, "empty file (0 bytes)")
+        stream: Union[str, io.BytesIO] = io.BytesIO(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InvalidImageError(label, "file not found")
+        if path.is_dir():
+            raise InvalidImageError(label, "is a folder, not an image file")
+        if path.stat().st_size == 0:
+            raise InvalidImageError(label, "empty file (0 bytes)")
+        stream = str(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(stream)
+    except Image.DecompressionBombError as error:
+        raise InvalidImageError(label, f"image too large to decode safely ({error})") from None
+    except UnidentifiedImageError:
+        raise InvalidImageError(label, "not an image file (format not recognised)") from None
+    except OSError as error:
+        raise InvalidImageError(label, f"cannot read image: {error}") from None
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise InvalidImageError(label, f"invalid image size {width}x{height}")
+    if width * height > max_pixels:
+        raise InvalidImageError(
+            label,
+            f"image is {width}x{height} = {width * height / 1e6:.0f} MP, over the limit of "
+            f"{max_pixels / 1e6:.0f} MP (raise max_pixels to allow it)",
+        )
+    return image
+
+
+def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode a file or bytes into an upright sRGB uint8 image plus optional alpha (see module doc)."""
+    image = open_image(source, name=name, max_pixels=max_pixels)
+    label = name or (str(source) if not isinstance(source, bytes) else "<uploaded bytes>")
+    original_mode, file_format = image.mode, image.format or "unknown"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            rgb, alpha = _to_rgb_and_alpha(image)
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InvalidImageError(label, f"corrupt or truncated image data ({error})") from None
+    return LoadedImage(rgb=rgb, alpha=alpha, source=label, original_mode=original_mode, format=file_format)
+
+
+def load_rgb(source: ImageSource, *, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Shortcut for :func:`load_image` when only the (H, W, 3) uint8 RGB array is needed."""
+    return load_image(source, name=name, max_pixels=max_pixels).rgb
+
+
+def _to_rgb_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return _high_depth_gray_to_rgb(image), None
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    elif mode == "LA":
+        image = image.convert("RGBA")
+    elif mode in ("L", "1"):
+        image = image.convert("RGB")
+    alpha = None
+    if image.mode == "RGBA":
+        alpha = np.asarray(image.getchannel("A"), dtype=np.uint8).copy()
+        image = image.convert("RGB")
+    image = _to_srgb(image)
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8)), alpha
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """Convert through the embedded ICC profile when there is one, else with PIL's formulas."""
+    icc = image.info.get("icc_profile")
+    if icc and image.mode in ("RGB", "CMYK"):
+        try:
+            source_profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(image, source_profile, _SRGB_PROFILE, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: fall back to the plain conversion below
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _high_depth_gray_to_rgb(image: Image.Image) -> np.ndarray:
+    values = np.asarray(image)
+    if image.mode == "F":
+        scaled = np.clip(values, 0.0, 1.0 if values.max(initial=0) <= 1.0 else 255.0)
+        gray = scaled * (255.0 if scaled.max(initial=0) <= 1.0 else 1.0)
+    else:
+        # 16-bit data (PIL opens 16-bit PNGs as "I" or "I;16"): full 0..65535 range to 0..255.
+        gray = np.clip(values.astype(np.float64), 0, 65535) / 257.0
+    gray8 = np.round(gray).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(gray8[:, :, None], 3, axis=2))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_image(rgb: np.ndarray, alpha: np.ndarray | None = None, *, format: str = "PNG", quality: int = 95) -> bytes:
+    """Encode an (H, W, 3) uint8 image (plus optional alpha) to bytes in ``format``."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
+    image = Image.fromarray(rgb, "RGB")
+    if alpha is not None and format.upper() in ("PNG", "WEBP", "TIFF"):
+        image.putalpha(Image.fromarray(alpha, "L"))
+    buffer = io.BytesIO()
+    options = {"quality": quality} if format.upper() in ("JPEG", "WEBP") else {}
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def save_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None, *, quality: int = 95) -> None:
+    """Save atomically; the format follows the suffix (PNG keeps alpha, JPEG drops it)."""
+    suffix = Path(path).suffix.lower()
+    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+    if suffix not in formats:
+        raise ValueError(f"{path}: unsupported output format {suffix!r}; use one of {sorted(formats)}")
+    atomic_write_bytes(path, encode_image(rgb, alpha, format=formats[suffix], quality=quality))
+
+
+def list_images(paths: list[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (recursively) into image files, sorted; non-image names are kept if given directly."""
+    found: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            found.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(item)
+    return found
