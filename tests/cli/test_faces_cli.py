@@ -1,0 +1,43 @@
+"""``python -m authface_core faces``: JSON per image, aligned crops, bad files reported and skipped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from PIL import Image
+
+from tests.conftest import REPO_ROOT
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "authface_core", "faces", *args], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=300)
+
+
+def test_faces_cli_reports_faces_saves_crops_and_skips_bad_files(tmp_path, astronaut):
+    photo = tmp_path / "astronaut photo.png"  # a name with a space, as real data has
+    Image.fromarray(astronaut).save(photo)
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not a photo")
+    crops = tmp_path / "crops"
+    result = run_cli(str(photo), str(bad), "--json", "--save-aligned", str(crops))
+    assert result.returncode == 1, result.stderr
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(reports) == 1 and reports[0]["width"] == 512
+    main = reports[0]["faces"][0]
+    assert main["selected"] and len(main["landmarks5"]) == 5
+    assert Image.open(main["aligned"]).size == (512, 512)
+    assert "broken.jpg: not an image file" in result.stderr
+
+
+def test_faces_cli_selection_and_folders(tmp_path, shared_faces):
+    result = run_cli(str(shared_faces / "whole"), "--json", "--select", "largest")
+    assert result.returncode == 0, result.stderr
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(reports) == 11
+    for report in reports:
+        assert sum(face["selected"] for face in report["faces"]) == 1
+        skipped = [face for face in report["faces"] if not face["selected"]]
+        assert all(face["skipped_because"] == "not the largest face" for face in skipped)

@@ -1,0 +1,138 @@
+"""The one image loader: odd modes converted on purpose, bad files refused with the file named."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from authface_core.errors import InvalidImageError
+from authface_core.faces import detect_faces
+from authface_core.io import load_image, load_rgb, save_image
+
+
+def _save(image: Image.Image, path, **options):
+    image.save(path, **options)
+    return path
+
+
+def test_corrupt_bytes_are_refused_naming_the_file(tmp_path, astronaut):
+    good = io.BytesIO()
+    Image.fromarray(astronaut).save(good, format="JPEG")
+    path = tmp_path / "corrupt.jpg"
+    path.write_bytes(good.getvalue()[: len(good.getvalue()) // 3])  # truncated mid-scan
+    with pytest.raises(InvalidImageError, match=r"corrupt\.jpg: corrupt or truncated"):
+        load_image(path)
+
+
+def test_zero_bytes_file_is_refused(tmp_path):
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"")
+    with pytest.raises(InvalidImageError, match=r"empty\.png: empty file \(0 bytes\)"):
+        load_image(path)
+
+
+def test_text_file_named_jpg_is_refused(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("these are my notes, not a photo\n")
+    with pytest.raises(InvalidImageError, match=r"notes\.jpg: not an image file"):
+        load_image(path)
+
+
+def test_missing_file_is_refused(tmp_path):
+    with pytest.raises(InvalidImageError, match="file not found"):
+        load_image(tmp_path / "nope.png")
+
+
+def test_16_bit_png_is_scaled_to_8_bits(tmp_path, astronaut):
+    gray8 = np.asarray(Image.fromarray(astronaut).convert("L"))
+    gray16 = gray8.astype(np.uint16) * 257
+    path = _save(Image.fromarray(gray16), tmp_path / "deep.png")
+    loaded = load_image(path)
+    assert loaded.original_mode.startswith("I")
+    assert loaded.rgb.dtype == np.uint8 and loaded.rgb.shape == (*gray8.shape, 3)
+    assert np.array_equal(loaded.rgb[:, :, 0], gray8) and np.array_equal(loaded.rgb[:, :, 2], gray8)
+
+
+def test_cmyk_jpeg_is_converted_to_rgb(tmp_path, astronaut):
+    path = _save(Image.fromarray(astronaut).convert("CMYK"), tmp_path / "print.jpg", quality=95)
+    loaded = load_image(path)
+    assert loaded.original_mode == "CMYK"
+    assert loaded.rgb.shape == astronaut.shape
+    assert np.abs(loaded.rgb.astype(int) - astronaut).mean() < 6  # colours survive, not inverted
+
+
+def test_palette_png_with_transparency_keeps_alpha(tmp_path, astronaut):
+    palette = Image.fromarray(astronaut).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    transparent_index = palette.getpixel((0, 0))
+    path = _save(palette, tmp_path / "logo.png", transparency=transparent_index)
+    loaded = load_image(path)
+    assert loaded.original_mode == "P"
+    assert loaded.alpha is not None and loaded.alpha.shape == astronaut.shape[:2]
+    assert loaded.alpha[0, 0] == 0 and loaded.alpha.max() == 255
+    assert loaded.rgb.shape == astronaut.shape
+
+
+def test_rgba_and_grayscale_modes(tmp_path, astronaut):
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 128, np.uint8)])
+    loaded = load_image(_save(Image.fromarray(rgba, "RGBA"), tmp_path / "rgba.png"))
+    assert np.array_equal(loaded.rgb, astronaut) and (loaded.alpha == 128).all()
+    gray = load_image(_save(Image.fromarray(astronaut).convert("L"), tmp_path / "gray.png"))
+    assert gray.alpha is None and gray.rgb.shape == astronaut.shape
+
+
+def test_exif_rotated_jpeg_is_turned_upright(tmp_path, astronaut):
+    # The camera stored the pixels turned a quarter; orientation 6 says "rotate 90 degrees clockwise".
+    stored = Image.fromarray(astronaut).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = _save(stored, tmp_path / "phone.jpg", exif=exif, quality=95)
+    assert len(detect_faces(np.asarray(stored))) == 0  # sideways, the face detector sees nothing
+    upright = load_rgb(path)
+    assert upright.shape == astronaut.shape
+    assert np.abs(upright.astype(int) - astronaut).mean() < 4
+    faces = detect_faces(upright)
+    assert faces and faces[0].box.score > 1.0  # the astronaut's face, found confidently once upright
+    assert abs(faces[0].box.center[0] - 223) < 10 and abs(faces[0].box.center[1] - 127) < 10
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(100_000, 100_000))
+    with pytest.raises(InvalidImageError, match=r"bomb\.png: image too large"):
+        load_image(path)
+
+
+def test_pixel_limit_is_configurable_and_admits_8k(tmp_path):
+    path = tmp_path / "8k.png"
+    path.write_bytes(_png_header_only(8192, 6144))  # 50 MP: an 8K photograph
+    from authface_core.io import open_image
+
+    assert open_image(path).size == (8192, 6144)
+    with pytest.raises(InvalidImageError, match=r"8192x6144 = 50 MP, over the limit of 10 MP"):
+        open_image(path, max_pixels=10_000_000)
+
+
+def test_save_image_round_trips_with_alpha(tmp_path, astronaut):
+    alpha = np.tile(np.arange(512, dtype=np.uint8)[None, :] // 2, (512, 1))
+    save_image(tmp_path / "out.png", astronaut, alpha)
+    loaded = load_image(tmp_path / "out.png")
+    assert np.array_equal(loaded.rgb, astronaut) and np.array_equal(loaded.alpha, alpha)
+    assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed away
+
+
+def test_uploaded_bytes_are_named_in_errors():
+    with pytest.raises(InvalidImageError, match=r"upload\.png: not an image file"):
+        load_image(b"hello", name="upload.png")
