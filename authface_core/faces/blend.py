@@ -88,9 +88,9 @@ def _blend_one(out: np.ndarray, face: np.ndarray, affine: np.ndarray) -> None:
     to_region = cv2.invertAffineTransform(affine)
     to_region[:, 2] -= (x0, y0)
     region_size = (x1 - x0, y1 - y0)
-    warped = warp_affine_antialiased(face, to_region, region_size, border=cv2.BORDER_REPLICATE).astype(np.float32)
+    warped = warp_affine_antialiased(face, to_region, region_size, border=cv2.BORDER_REPLICATE)
     mask = warp_affine_antialiased(
         feather_mask(size), to_region, region_size, border=cv2.BORDER_CONSTANT, flags=cv2.INTER_LINEAR
-    )[:, :, None]
-    region = out[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(np.rint(region + mask * (warped - region)), 0, 255).astype(np.uint8)
+    )
+    # out = mask * face + (1 - mask) * photo, in one pass over uint8 data.
+    out[y0:y1, x0:x1] = cv2.blendLinear(warped, out[y0:y1, x0:x1], mask, 1.0 - mask)
