@@ -42,6 +42,4 @@ class MissingDependencyError(AuthFaceError, ImportError):
 
     def __init__(self, package: str, purpose: str, install: str | None = None):
         self.package = package
-        super().__init__(
-            f"{package} is required for {purpose}. Install it with: pip install {install or package}"
-        )
+        super().__init__(f"{package} is required for {purpose}. Install it with: pip install {install or package}")

@@ -27,7 +27,6 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -38,7 +37,7 @@ from .errors import InvalidImageError
 DEFAULT_MAX_PIXELS = 60_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
-ImageSource = Union[str, os.PathLike, bytes]
+ImageSource = str | os.PathLike | bytes
 
 _SRGB_PROFILE = ImageCms.createProfile("sRGB")
 
@@ -77,7 +76,7 @@ def open_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
     if isinstance(source, bytes):
         if not source:
             raise InvalidImageError(label, "empty file (0 bytes)")
-        stream: Union[str, io.BytesIO] = io.BytesIO(source)
+        stream: str | io.BytesIO = io.BytesIO(source)
     else:
         path = Path(source)
         if not path.exists():

@@ -68,13 +68,17 @@ def main() -> None:
         tracemalloc.stop()
     times = [r[0] for r in results]
     width, height = TARGET_WIDTH, round(load_rgb(args.photo).shape[0] * TARGET_WIDTH / load_rgb(args.photo).shape[1])
-    print(f"photo: {args.photo.name} upscaled to {width}x{height} ({width * height / 1e6:.1f} MP), {results[0][1]} faces")
+    print(
+        f"photo: {args.photo.name} upscaled to {width}x{height} ({width * height / 1e6:.1f} MP), {results[0][1]} faces"
+    )
     total = [sum(t.values()) for t in times]
     for stage in times[0]:
         print(f"  {stage:24s} {statistics.median(t[stage] for t in times):6.3f} s (median of {args.runs})")
     print(f"  {'total':24s} {statistics.median(total):6.3f} s")
-    print(f"peak memory: {traced_peak / 2**20:.0f} MiB traced by Python allocators, "
-          f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+    print(
+        f"peak memory: {traced_peak / 2**20:.0f} MiB traced by Python allocators, "
+        f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ class BatchReport:
         return 1 if self.failures else 0
 
 
-def run_batch(paths: Iterable[Path], process: Callable[[Path], T], *, desc: str, show_progress: bool = True) -> BatchReport:
+def run_batch(
+    paths: Iterable[Path], process: Callable[[Path], T], *, desc: str, show_progress: bool = True
+) -> BatchReport:
     """Call ``process(path)`` on each path; an :class:`AuthFaceError` (or OSError) marks that path failed and goes on.
 
     ``process`` may raise :class:`SkipInput` to skip a file without failing (for example, an

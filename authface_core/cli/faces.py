@@ -12,8 +12,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("images", nargs="+", help="image files or folders")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.add_argument("--save-aligned", metavar="DIR", help="save each selected face's aligned crop as PNG here")
-    parser.add_argument("--size", type=int, default=512, help="aligned crop size in pixels (default 512; 1024 possible)")
-    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib detector (cnn: slower, finds more)")
+    parser.add_argument(
+        "--size", type=int, default=512, help="aligned crop size in pixels (default 512; 1024 possible)"
+    )
+    parser.add_argument(
+        "--detector", choices=("hog", "cnn"), default="hog", help="dlib detector (cnn: slower, finds more)"
+    )
     parser.add_argument("--select", choices=("all", "largest", "central"), default="all", help="which faces to keep")
     parser.add_argument("--min-size", type=float, default=0, help="skip faces smaller than this many pixels")
 
@@ -56,8 +60,10 @@ def run(args) -> int:
             for entry in report["faces"]:
                 box = entry["box"]
                 note = "selected" if entry["selected"] else f"skipped ({entry.get('skipped_because')})"
-                print(f"  #{entry['index']} box=({box['left']:.0f},{box['top']:.0f},{box['right']:.0f},{box['bottom']:.0f}) "
-                      f"size={entry['size']:.0f}px {note}")
+                print(
+                    f"  #{entry['index']} box=({box['left']:.0f},{box['top']:.0f},{box['right']:.0f},{box['bottom']:.0f}) "
+                    f"size={entry['size']:.0f}px {note}"
+                )
         return report
 
     return run_batch(list_images(args.images), process, desc="faces", show_progress=not args.json).exit_code

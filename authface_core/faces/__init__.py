@@ -14,8 +14,24 @@ from .regions import FacialRegions, RegionBox, facial_regions, region_mask
 from .select import FaceSelection, select_faces
 
 __all__ = [
-    "AlignedFace", "DetectedFace", "FaceBox", "FaceSelection", "FacialRegions", "Landmarks", "RegionBox",
-    "align_face", "descriptor_distance", "detect_faces", "detect_landmarks", "face_descriptor", "facial_regions",
-    "ffhq_affine", "identity_similarity", "paste_faces", "region_mask", "select_faces", "template_affine",
+    "AlignedFace",
+    "DetectedFace",
+    "FaceBox",
+    "FaceSelection",
+    "FacialRegions",
+    "Landmarks",
+    "RegionBox",
+    "align_face",
+    "descriptor_distance",
+    "detect_faces",
+    "detect_landmarks",
+    "face_descriptor",
+    "facial_regions",
+    "ffhq_affine",
+    "identity_similarity",
+    "paste_faces",
+    "region_mask",
+    "select_faces",
+    "template_affine",
     "upscale_image",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -84,20 +84,24 @@ class Landmarks:
         if self.scheme not in expected:
             raise ValueError(f"scheme must be one of {sorted(expected)}, got {self.scheme!r}")
         if self.points.shape != (expected[self.scheme], 2):
-            raise ValueError(f"{self.scheme} landmarks need shape ({expected[self.scheme]}, 2), got {self.points.shape}")
+            raise ValueError(
+                f"{self.scheme} landmarks need shape ({expected[self.scheme]}, 2), got {self.points.shape}"
+            )
 
     def to_five(self) -> Landmarks:
         """The five points (eye centres, nose tip, mouth corners) derived from the 68."""
         if self.scheme == "five":
             return self
         p = self.points
-        five = np.stack([
-            p[LEFT_EYE_68].mean(axis=0),
-            p[RIGHT_EYE_68].mean(axis=0),
-            p[NOSE_TIP_68],
-            p[MOUTH_LEFT_68],
-            p[MOUTH_RIGHT_68],
-        ])
+        five = np.stack(
+            [
+                p[LEFT_EYE_68].mean(axis=0),
+                p[RIGHT_EYE_68].mean(axis=0),
+                p[NOSE_TIP_68],
+                p[MOUTH_LEFT_68],
+                p[MOUTH_RIGHT_68],
+            ]
+        )
         return Landmarks(five, "five")
 
     def transformed(self, affine: np.ndarray) -> Landmarks:
@@ -139,17 +143,17 @@ def import_dlib():
     return dlib
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hog_detector():
     return import_dlib().get_frontal_face_detector()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cnn_detector():
     return import_dlib().cnn_face_detection_model_v1(str(model_path("mmod_human_face_detector.dat")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shape_predictor_68():
     return import_dlib().shape_predictor(str(model_path("shape_predictor_68_face_landmarks.dat")))
 
@@ -160,7 +164,9 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def detect_boxes(rgb: np.ndarray, *, detector: str = "hog", max_side: int = DEFAULT_MAX_SIDE, upsample: int = 1) -> list[FaceBox]:
+def detect_boxes(
+    rgb: np.ndarray, *, detector: str = "hog", max_side: int = DEFAULT_MAX_SIDE, upsample: int = 1
+) -> list[FaceBox]:
     """Face boxes in ``rgb``'s pixels, found on a copy at most ``max_side`` pixels wide/high.
 
     ``upsample`` is dlib's pyramid upsampling count for small faces: 1 finds faces down to about
@@ -174,13 +180,21 @@ def detect_boxes(rgb: np.ndarray, *, detector: str = "hog", max_side: int = DEFA
     rgb = _check_rgb(rgb)
     height, width = rgb.shape[:2]
     scale = min(1.0, max_side / max(height, width))
-    small = rgb if scale == 1.0 else cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    small = (
+        rgb
+        if scale == 1.0
+        else cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    )
     if detector == "hog":
         rects, scores, _ = _hog_detector().run(small, 0, 0.0)
-        found = list(zip(rects, scores))
+        found = list(zip(rects, scores, strict=True))
         if upsample > 0:
             more, more_scores, _ = _hog_detector().run(small, upsample, 0.0)
-            found += [(r, s) for r, s in zip(more, more_scores) if s >= UPSAMPLED_MIN_SCORE and all(_iou(r, kept) < 0.3 for kept, _ in found)]
+            found += [
+                (r, s)
+                for r, s in zip(more, more_scores, strict=True)
+                if s >= UPSAMPLED_MIN_SCORE and all(_iou(r, kept) < 0.3 for kept, _ in found)
+            ]
     else:
         found = [(d.rect, d.confidence) for d in _cnn_detector()(small, upsample)]
     return [
@@ -205,7 +219,9 @@ def detect_landmarks(rgb: np.ndarray, box: FaceBox) -> Landmarks:
     return Landmarks(points, "dlib68")
 
 
-def detect_faces(rgb: np.ndarray, *, detector: str = "hog", max_side: int = DEFAULT_MAX_SIDE, upsample: int = 1) -> list[DetectedFace]:
+def detect_faces(
+    rgb: np.ndarray, *, detector: str = "hog", max_side: int = DEFAULT_MAX_SIDE, upsample: int = 1
+) -> list[DetectedFace]:
     """Every face in the photo with its 68 landmarks, largest first."""
     boxes = detect_boxes(rgb, detector=detector, max_side=max_side, upsample=upsample)
     faces = [DetectedFace(box, detect_landmarks(rgb, box)) for box in boxes]

@@ -6,7 +6,7 @@ descriptors closer than 0.6 (Euclidean) are dlib's usual "same person".
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from .detect import DetectedFace, _check_rgb, detect_faces, import_dlib, model_p
 SAME_PERSON_DISTANCE = 0.6  # dlib's documented threshold for its descriptor
 
 
-@lru_cache(maxsize=None)
+@cache
 def _descriptor_model():
     return import_dlib().face_recognition_model_v1(str(model_path("dlib_face_recognition_resnet_model_v1.dat")))
 

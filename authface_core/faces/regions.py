@@ -38,7 +38,8 @@ class RegionBox:
     def scaled(self, factor: float) -> RegionBox:
         """The box in a crop ``factor`` times the size (e.g. 1/8 for an SDXL latent)."""
         return RegionBox(
-            int(np.floor(self.x0 * factor)), int(np.floor(self.y0 * factor)),
+            int(np.floor(self.x0 * factor)),
+            int(np.floor(self.y0 * factor)),
             max(int(np.ceil(self.x1 * factor)), int(np.floor(self.x0 * factor)) + 1),
             max(int(np.ceil(self.y1 * factor)), int(np.floor(self.y0 * factor)) + 1),
         )
@@ -71,8 +72,10 @@ def facial_regions(landmarks: Landmarks, size: int = 512) -> FacialRegions:
         pad = margin * eye_distance
         (x0, y0), (x1, y1) = part.min(axis=0) - pad, part.max(axis=0) + pad
         return RegionBox(
-            int(np.clip(np.floor(x0), 0, size - 1)), int(np.clip(np.floor(y0), 0, size - 1)),
-            int(np.clip(np.ceil(x1), 1, size)), int(np.clip(np.ceil(y1), 1, size)),
+            int(np.clip(np.floor(x0), 0, size - 1)),
+            int(np.clip(np.floor(y0), 0, size - 1)),
+            int(np.clip(np.ceil(x1), 1, size)),
+            int(np.clip(np.ceil(y1), 1, size)),
         )
 
     return FacialRegions(

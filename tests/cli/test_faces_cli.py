@@ -12,8 +12,13 @@ from tests.conftest import REPO_ROOT
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "authface_core", "faces", *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "authface_core", "faces", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
 
 
 def test_faces_cli_reports_faces_saves_crops_and_skips_bad_files(tmp_path, astronaut):

@@ -12,7 +12,13 @@ from authface_core.io import load_rgb
 
 from .helpers import psnr, register_affine
 
-FFHQ_FACES = ("gfpgan_00000000.png", "gpen_ffhq_00006.png", "gpen_ffhq_00007.png", "gpen_ffhq_00008.png", "gpen_ffhq_00009.png")
+FFHQ_FACES = (
+    "gfpgan_00000000.png",
+    "gpen_ffhq_00006.png",
+    "gpen_ffhq_00007.png",
+    "gpen_ffhq_00008.png",
+    "gpen_ffhq_00009.png",
+)
 
 
 def test_realigning_ffhq_faces_recovers_ffhq_crops(shared_faces):
@@ -89,8 +95,9 @@ def _gradient_energy(image: np.ndarray) -> np.ndarray:
 
 def _square_outline(affine: np.ndarray, size: int, shape: tuple[int, int]) -> np.ndarray:
     """Pixels on the border of the crop square as it lands in the photo."""
-    inside = cv2.warpAffine(np.ones((size, size), np.uint8), cv2.invertAffineTransform(affine), shape[::-1],
-                            flags=cv2.INTER_NEAREST)
+    inside = cv2.warpAffine(
+        np.ones((size, size), np.uint8), cv2.invertAffineTransform(affine), shape[::-1], flags=cv2.INTER_NEAREST
+    )
     kernel = np.ones((5, 5), np.uint8)
     return (cv2.dilate(inside, kernel) - cv2.erode(inside, kernel)).astype(bool)
 

@@ -55,7 +55,12 @@ def test_landmarks_sit_on_the_face(astronaut):
     face = faces[0]
     five = face.landmarks.to_five().points
     box = face.box
-    inside = (five[:, 0] > box.left - 5) & (five[:, 0] < box.right + 5) & (five[:, 1] > box.top - 5) & (five[:, 1] < box.bottom + 20)
+    inside = (
+        (five[:, 0] > box.left - 5)
+        & (five[:, 0] < box.right + 5)
+        & (five[:, 1] > box.top - 5)
+        & (five[:, 1] < box.bottom + 20)
+    )
     assert inside.all()
     left_eye, right_eye, nose, mouth_left, mouth_right = five
     assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]

@@ -47,7 +47,11 @@ def test_regions_cover_eyes_and_mouth_of_aligned_faces(shared_faces):
         aligned = align_face(rgb, detect_faces(rgb)[0], 512)
         regions = facial_regions(aligned.landmarks, 512)
         points = aligned.landmarks.points
-        for part, box in ((LEFT_EYE_68, regions.left_eye), (RIGHT_EYE_68, regions.right_eye), (MOUTH_68, regions.mouth)):
+        for part, box in (
+            (LEFT_EYE_68, regions.left_eye),
+            (RIGHT_EYE_68, regions.right_eye),
+            (MOUTH_68, regions.mouth),
+        ):
             assert all(box.contains(x, y) for x, y in points[part]), name
         assert regions.left_eye.x1 <= regions.right_eye.x0 + 5  # two separate eyes, left then right
         assert regions.eyes.y1 <= regions.mouth.y0 + 10  # eyes above the mouth
