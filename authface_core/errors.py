@@ -43,3 +43,33 @@ class MissingDependencyError(AuthFaceError, ImportError):
     def __init__(self, package: str, purpose: str, install: str | None = None):
         self.package = package
         super().__init__(f"{package} is required for {purpose}. Install it with: pip install {install or package}")
+
+
+# Annotation workflow (annotate/ and authface_core/annotation/).
+
+
+class PairNotFoundError(AuthFaceError, KeyError):
+    """A pair id that the store does not hold."""
+
+    def __init__(self, pair_id: str):
+        self.pair_id = pair_id
+        super().__init__(f"pair {pair_id!r} is not in the review store")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return self.args[0]
+
+
+class DecisionRefusedError(AuthFaceError, ValueError):
+    """A decision that would break a rule: pair locked by someone else, already decided, published..."""
+
+
+class ReviewerNotAllowedError(AuthFaceError, PermissionError):
+    """The person is not on the reviewers' allow-list (or is not logged in where a login is required)."""
+
+
+class PairingError(AuthFaceError, ValueError):
+    """A naming rule or pairs CSV that cannot be used; the message names the file or rule and the problem."""
+
+
+class PublishError(AuthFaceError, RuntimeError):
+    """Publishing to the Hub failed; the message says which step and never contains the token."""

@@ -118,7 +118,7 @@ def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
             image = ImageOps.exif_transpose(image)
-            rgb, alpha = _to_rgb_and_alpha(image)
+            rgb, alpha = pil_to_rgb(image)
     except (OSError, ValueError, SyntaxError) as error:
         raise InvalidImageError(label, f"corrupt or truncated image data ({error})") from None
     return LoadedImage(rgb=rgb, alpha=alpha, source=label, original_mode=original_mode, format=file_format)
@@ -129,7 +129,8 @@ def load_rgb(source: ImageSource, *, name: str | None = None, max_pixels: int = 
     return load_image(source, name=name, max_pixels=max_pixels).rgb
 
 
-def _to_rgb_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+def pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """A decoded PIL image of any mode to ((H, W, 3) uint8 sRGB, (H, W) uint8 alpha or None), as the module doc says."""
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         return _high_depth_gray_to_rgb(image), None

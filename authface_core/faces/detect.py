@@ -10,6 +10,7 @@ found at full resolution inside the scaled-back box, so they keep full precision
 from __future__ import annotations
 
 import importlib.util
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -143,6 +144,12 @@ def import_dlib():
     return dlib
 
 
+# dlib's detectors, shape predictor and descriptor model are shared objects that are not
+# thread-safe: two threads running them at once corrupt the heap ("free(): invalid size"), as
+# seen with the annotation app's background prefetch. Every call into them holds this lock.
+DLIB_LOCK = threading.RLock()
+
+
 @cache
 def _hog_detector():
     return import_dlib().get_frontal_face_detector()
@@ -186,17 +193,20 @@ def detect_boxes(
         else cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
     )
     if detector == "hog":
-        rects, scores, _ = _hog_detector().run(small, 0, 0.0)
+        with DLIB_LOCK:
+            rects, scores, _ = _hog_detector().run(small, 0, 0.0)
         found = list(zip(rects, scores, strict=True))
         if upsample > 0:
-            more, more_scores, _ = _hog_detector().run(small, upsample, 0.0)
+            with DLIB_LOCK:
+                more, more_scores, _ = _hog_detector().run(small, upsample, 0.0)
             found += [
                 (r, s)
                 for r, s in zip(more, more_scores, strict=True)
                 if s >= UPSAMPLED_MIN_SCORE and all(_iou(r, kept) < 0.3 for kept, _ in found)
             ]
     else:
-        found = [(d.rect, d.confidence) for d in _cnn_detector()(small, upsample)]
+        with DLIB_LOCK:
+            found = [(d.rect, d.confidence) for d in _cnn_detector()(small, upsample)]
     return [
         FaceBox(r.left() / scale, r.top() / scale, (r.right() + 1) / scale, (r.bottom() + 1) / scale, float(s))
         for r, s in found
@@ -214,7 +224,8 @@ def detect_landmarks(rgb: np.ndarray, box: FaceBox) -> Landmarks:
     dlib = import_dlib()
     rgb = _check_rgb(rgb)
     rect = dlib.rectangle(round(box.left), round(box.top), round(box.right) - 1, round(box.bottom) - 1)
-    shape = _shape_predictor_68()(rgb, rect)
+    with DLIB_LOCK:
+        shape = _shape_predictor_68()(rgb, rect)
     points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
     return Landmarks(points, "dlib68")
 

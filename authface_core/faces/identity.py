@@ -11,7 +11,7 @@ from functools import cache
 import numpy as np
 
 from ..errors import NoFaceDetectedError
-from .detect import DetectedFace, _check_rgb, detect_faces, import_dlib, model_path
+from .detect import DLIB_LOCK, DetectedFace, _check_rgb, detect_faces, import_dlib, model_path
 
 SAME_PERSON_DISTANCE = 0.6  # dlib's documented threshold for its descriptor
 
@@ -33,7 +33,9 @@ def face_descriptor(rgb: np.ndarray, face: DetectedFace | None = None, *, source
     box = face.box
     rect = dlib.rectangle(round(box.left), round(box.top), round(box.right) - 1, round(box.bottom) - 1)
     shape = dlib.full_object_detection(rect, [dlib.point(round(x), round(y)) for x, y in face.landmarks.points])
-    return np.array(_descriptor_model().compute_face_descriptor(rgb, shape), dtype=np.float64)
+    with DLIB_LOCK:
+        descriptor = _descriptor_model().compute_face_descriptor(rgb, shape)
+    return np.array(descriptor, dtype=np.float64)
 
 
 def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,0 +1,1 @@
+"""The annotation app (see ``annotate/app.py``); ``python -m annotate`` launches it."""

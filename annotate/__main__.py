@@ -1,0 +1,5 @@
+"""``python -m annotate [PROJECT_FOLDER]``: launch the annotation app."""
+
+from annotate.app import main
+
+main()

@@ -1,0 +1,371 @@
+"""Ingest: find original/retouch pairs in a folder, describe every file, flag duplicates.
+
+Pairs are matched by a :class:`NamingRule` (``portrait.jpg`` with ``portrait_retouched.tif``) or
+listed in a CSV. Nothing is dropped silently: files without a partner are ``unmatched``, files
+we cannot read are ``rejected`` with the reason, other formats are ``unsupported``. Originals are
+only read, never modified.
+
+Each file gets a SHA-256 of its bytes (exact duplicates) and a 64-bit DCT perceptual hash
+(near duplicates: the same photo re-exported or resized) computed on the screen preview, which
+is cached on the way so that the first view of the pair needs no 8K decode.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import ExifTags, Image, ImageCms
+from scipy.fft import dctn
+
+from ..errors import InvalidImageError
+from ..io import open_image
+from ..errors import PairingError
+from .previews import PreviewCache
+from .store import PairRecord
+
+# The formats photographers deliver; anything else is listed as unsupported.
+SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+# Hamming distance (out of 64 bits) under which two perceptual hashes are the same photo. The
+# usual pHash threshold for "same image after re-encoding or resizing" (Zauner 2010 used ~10).
+NEAR_DUPLICATE_BITS = 8
+_HASH_CHUNK_BYTES = 1 << 20
+# pHash: the 8x8 lowest DCT frequencies of a 32x32 grey thumbnail (Zauner, "Implementation and
+# benchmarking of perceptual image hash functions", 2010).
+_PHASH_SIDE = 32
+_PHASH_FREQUENCIES = 8
+
+
+@dataclass(frozen=True)
+class NamingRule:
+    """How a retouch is named after its original: ``<stem><original_suffix>.<ext>`` and
+    ``<stem><retouched_suffix>.<ext>`` (extensions may differ, e.g. JPEG original, TIFF retouch).
+
+    Args:
+        original_suffix: ending of the original's stem; empty means "any stem not a retouch".
+        retouched_suffix: ending of the retouch's stem, e.g. ``"_retouched"``.
+    """
+
+    original_suffix: str = ""
+    retouched_suffix: str = "_retouched"
+
+    def __post_init__(self):
+        if not self.retouched_suffix:
+            raise PairingError("naming rule: retouched_suffix must not be empty")
+        if self.original_suffix == self.retouched_suffix:
+            raise PairingError(f"naming rule: both suffixes are {self.retouched_suffix!r}; they must differ")
+
+    def classify(self, path: Path, root: Path) -> tuple[str, str] | None:
+        """('original' | 'retouched', pairing key) for a file, or None when its name fits neither side."""
+        stem = path.relative_to(root).with_suffix("").as_posix()
+        if stem.endswith(self.retouched_suffix):
+            return "retouched", stem[: -len(self.retouched_suffix)]
+        if not self.original_suffix:
+            return "original", stem
+        if stem.endswith(self.original_suffix):
+            return "original", stem[: -len(self.original_suffix)]
+        return None
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What a reviewer should know about one file, read without modifying it.
+
+    Args:
+        path: absolute path.
+        sha256: hex digest of the bytes.
+        size_bytes: file size.
+        width, height: pixel size as stored (before EXIF rotation).
+        format: PIL format name (JPEG, PNG, TIFF).
+        mode: PIL mode (RGB, I;16, CMYK...).
+        bit_depth: bits per channel as stored in the file.
+        icc_profile: the embedded colour profile's description, or None (untagged, assumed sRGB).
+        camera: EXIF make and model, or None.
+        phash: 64-bit perceptual hash as 16 hex digits.
+    """
+
+    path: str
+    sha256: str
+    size_bytes: int
+    width: int
+    height: int
+    format: str
+    mode: str
+    bit_depth: int
+    icc_profile: str | None
+    camera: str | None
+    phash: str
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Files that are the same photo: ``kind`` 'exact' (same bytes) or 'near' (same perceptual hash)."""
+
+    kind: str
+    paths: tuple[str, ...]
+    distance_bits: int = 0
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """Everything ingest found; nothing is dropped without being listed here."""
+
+    pairs: list[PairRecord] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    unsupported: list[str] = field(default_factory=list)
+    duplicates: list[DuplicateGroup] = field(default_factory=list)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (an 8K TIFF is ~200 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def perceptual_hash(rgb: np.ndarray) -> int:
+    """64-bit DCT hash of an (H, W, 3) uint8 image: robust to re-encoding and resizing."""
+    gray = Image.fromarray(rgb).convert("L").resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.BOX)
+    coefficients = dctn(np.asarray(gray, dtype=np.float64), norm="ortho")  # (32, 32)
+    low = coefficients[:_PHASH_FREQUENCIES, :_PHASH_FREQUENCIES].ravel()  # (64,)
+    bits = low > np.median(low[1:])  # the DC term would dominate the median
+    return int("".join("1" if bit else "0" for bit in bits), 2)
+
+
+def hash_distance(a: str | int, b: str | int) -> int:
+    """Hamming distance between two perceptual hashes (ints or hex strings)."""
+    a = int(a, 16) if isinstance(a, str) else a
+    b = int(b, 16) if isinstance(b, str) else b
+    return (a ^ b).bit_count()
+
+
+def pair_id_for(original_sha256: str, retouched_sha256: str) -> str:
+    """A stable pair id: the same two files always make the same pair, wherever they sit."""
+    return hashlib.sha256(f"{original_sha256}:{retouched_sha256}".encode()).hexdigest()[:16]
+
+
+def describe_file(path: Path, previews: PreviewCache) -> FileFacts:
+    """Hash and describe one file, caching its screen preview; raises InvalidImageError if unreadable."""
+    sha256 = sha256_file(path)
+    image = open_image(path)
+    facts = dict(
+        path=str(path.resolve()),
+        sha256=sha256,
+        size_bytes=path.stat().st_size,
+        width=image.width,
+        height=image.height,
+        format=image.format or "unknown",
+        mode=image.mode,
+        bit_depth=_bit_depth(image, path),
+        icc_profile=_icc_description(image.info.get("icc_profile")),
+        camera=_camera(image),
+    )
+    image.close()
+    preview = previews.screen_rgb(path, sha256)
+    return FileFacts(**facts, phash=f"{perceptual_hash(preview):016x}")
+
+
+def read_pairs_csv(csv_path: str | Path) -> list[tuple[Path, Path]]:
+    """(original, retouched) paths from a CSV with columns ``original,retouched``; relative paths
+    are taken from the CSV's folder."""
+    csv_path = Path(csv_path)
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise PairingError(f"{csv_path}: cannot read pairs CSV ({error})") from None
+    if rows and not {"original", "retouched"} <= set(rows[0]):
+        raise PairingError(f"{csv_path}: needs columns 'original' and 'retouched', found {sorted(rows[0])}")
+    base = csv_path.parent
+    pairs = []
+    for line, row in enumerate(rows, start=2):
+        if not row["original"] or not row["retouched"]:
+            raise PairingError(f"{csv_path}:{line}: empty 'original' or 'retouched'")
+        pairs.append(((base / row["original"]).resolve(), (base / row["retouched"]).resolve()))
+    return pairs
+
+
+def match_by_rule(files: list[Path], root: Path, rule: NamingRule) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(pairs, unmatched): files whose keys meet exactly one original and one or more retouches."""
+    sides: dict[str, dict[str, list[Path]]] = defaultdict(lambda: {"original": [], "retouched": []})
+    unmatched: list[Path] = []
+    for path in files:
+        found = rule.classify(path, root)
+        if found is None:
+            unmatched.append(path)
+        else:
+            sides[found[1]][found[0]].append(path)
+    pairs = []
+    for key in sorted(sides):
+        originals, retouches = sides[key]["original"], sides[key]["retouched"]
+        if len(originals) == 1 and retouches:
+            pairs += [(originals[0], retouched) for retouched in sorted(retouches)]
+        else:  # no partner, or two originals (name.jpg and name.tif) for one retouch: ambiguous
+            unmatched += originals + retouches
+    return pairs, sorted(unmatched)
+
+
+def ingest_folder(
+    folder: str | Path,
+    previews: PreviewCache,
+    *,
+    rule: NamingRule | None = None,
+    pairs_csv: str | Path | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    """Find and describe the pairs under ``folder`` (by ``rule``, or by ``pairs_csv`` when given).
+
+    ``progress(done, total)`` is called after each file (the CLI passes tqdm, the app gr.Progress).
+    """
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise PairingError(f"{root}: not a folder")
+    all_files = sorted(path for path in root.rglob("*") if path.is_file() and not path.name.startswith("."))
+    supported = [path for path in all_files if path.suffix.lower() in SUPPORTED_SUFFIXES]
+    unsupported = [str(path) for path in all_files if path.suffix.lower() not in SUPPORTED_SUFFIXES]
+    if pairs_csv is not None:
+        candidates = read_pairs_csv(pairs_csv)
+        in_csv = {path for pair in candidates for path in pair}
+        unmatched = [path for path in supported if path not in in_csv]
+        unsupported = [path for path in unsupported if Path(path) != Path(pairs_csv).resolve()]
+    else:
+        candidates, unmatched = match_by_rule(supported, root, rule or NamingRule())
+
+    to_describe = sorted({path for pair in candidates for path in pair})
+    facts, rejected = _describe_all(to_describe, previews, workers, progress)
+    pairs = [
+        PairRecord(
+            pair_id=pair_id_for(facts[original].sha256, facts[retouched].sha256),
+            original_path=facts[original].path,
+            retouched_path=facts[retouched].path,
+            original_sha256=facts[original].sha256,
+            retouched_sha256=facts[retouched].sha256,
+            facts={"original": asdict(facts[original]), "retouched": asdict(facts[retouched])},
+        )
+        for original, retouched in candidates
+        if original in facts and retouched in facts
+    ]
+    # the readable partner of an unreadable file is listed, not dropped
+    paired = {path for pair in candidates if all(side in facts for side in pair) for path in pair}
+    unmatched = sorted(set(unmatched) | {path for path in facts if path not in paired})
+    unique: dict[str, PairRecord] = {}
+    for pair in pairs:  # byte-identical copies of a pair are one pair (reported in duplicates)
+        unique.setdefault(pair.pair_id, pair)
+    pairs = list(unique.values())
+    own_retouch = {frozenset((pair.original_path, pair.retouched_path)) for pair in pairs}
+    duplicates = [
+        group
+        for group in find_duplicates(list(facts.values()))
+        if not (group.kind == "near" and frozenset(group.paths) in own_retouch)
+    ]
+    pairs = _flag_duplicates(pairs, duplicates)
+    return IngestReport(
+        pairs=pairs,
+        unmatched=[str(path) for path in unmatched],
+        rejected=rejected,
+        unsupported=unsupported,
+        duplicates=duplicates,
+    )
+
+
+def find_duplicates(facts: list[FileFacts], *, max_bits: int = NEAR_DUPLICATE_BITS) -> list[DuplicateGroup]:
+    """Exact duplicates (same SHA-256) and near duplicates (perceptual hashes within ``max_bits``).
+
+    An original and its own retouch are near duplicates by design; :func:`ingest_folder` drops
+    those groups, this function only compares files.
+    """
+    groups: list[DuplicateGroup] = []
+    by_sha: dict[str, list[str]] = defaultdict(list)
+    for fact in facts:
+        by_sha[fact.sha256].append(fact.path)
+    groups += [DuplicateGroup("exact", tuple(sorted(paths))) for paths in by_sha.values() if len(paths) > 1]
+    unique = sorted({fact.sha256: fact for fact in facts}.values(), key=lambda fact: fact.path)
+    hashes = np.array([int(fact.phash, 16) for fact in unique], dtype=np.uint64)  # (N,)
+    for index, first in enumerate(unique[:-1]):
+        distances = np.bitwise_count(hashes[index + 1 :] ^ hashes[index])  # (N - index - 1,) one row at a time
+        for offset in np.flatnonzero(distances <= max_bits):
+            second = unique[index + 1 + offset]
+            groups.append(DuplicateGroup("near", (first.path, second.path), int(distances[offset])))
+    return groups
+
+
+def _flag_duplicates(pairs: list[PairRecord], duplicates: list[DuplicateGroup]) -> list[PairRecord]:
+    """Note, in each pair's facts, the other pairs that share a file or a near-identical original."""
+    pair_of_path: dict[str, list[str]] = defaultdict(list)
+    for pair in pairs:
+        pair_of_path[pair.original_path].append(pair.pair_id)
+        pair_of_path[pair.retouched_path].append(pair.pair_id)
+    related: dict[str, set[str]] = defaultdict(set)
+    for group in duplicates:
+        members = {pair_id for path in group.paths for pair_id in pair_of_path[path]}
+        for pair_id in members:
+            related[pair_id] |= members - {pair_id}
+    return [
+        PairRecord(**{**asdict(pair), "facts": {**pair.facts, "duplicate_of": sorted(related[pair.pair_id])}})
+        for pair in pairs
+    ]
+
+
+def _describe_all(paths, previews, workers, progress):
+    facts: dict[Path, FileFacts] = {}
+    rejected: list[tuple[str, str]] = []
+
+    def describe(path: Path):
+        try:
+            return path, describe_file(path, previews), None
+        except InvalidImageError as error:
+            return path, None, error.problem
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for done, (path, fact, problem) in enumerate(pool.map(describe, paths), start=1):
+            if fact is None:
+                rejected.append((str(path), problem))
+            else:
+                facts[path] = fact
+            if progress is not None:
+                progress(done, len(paths))
+    return facts, rejected
+
+
+def _bit_depth(image: Image.Image, path: Path) -> int:
+    """Bits per channel as stored: PNG from its header, TIFF from BitsPerSample, else from the mode."""
+    if image.format == "PNG":
+        with open(path, "rb") as handle:
+            header = handle.read(25)
+        return header[24]  # IHDR bit depth: 8 signature + 4 length + 4 type + 8 size bytes
+    if image.format == "TIFF":
+        bits = image.tag_v2.get(258, (8,))
+        return int(bits[0] if isinstance(bits, tuple) else bits)
+    return {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(image.mode, 8)
+
+
+def _icc_description(icc: bytes | None) -> str | None:
+    if not icc:
+        return None
+    try:
+        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip() or "unnamed profile"
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return "unreadable profile"
+
+
+def _camera(image: Image.Image) -> str | None:
+    """EXIF make and model, from the header only (PIL's PNG getexif() would decode the whole image)."""
+    if image.format == "PNG":
+        exif = Image.Exif()
+        if image.info.get("exif"):
+            exif.load(image.info["exif"])
+    else:
+        exif = image.getexif()
+    parts = [str(exif.get(tag, "")).strip("\x00 ") for tag in (ExifTags.Base.Make, ExifTags.Base.Model)]
+    return " ".join(part for part in parts if part) or None
