@@ -37,6 +37,10 @@ class CheckpointNotFoundError(AuthFaceError, FileNotFoundError):
     """Model weights could not be found or loaded; the message says what was tried and how to fix it."""
 
 
+class UnsupportedCheckpointError(AuthFaceError, ValueError):
+    """A checkpoint whose architecture this pipeline does not run (named in the message)."""
+
+
 class MissingDependencyError(AuthFaceError, ImportError):
     """An optional dependency is missing; the message says what to install."""
 

@@ -36,3 +36,15 @@ def astronaut() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_torch_thread():
+    """One intra-op thread: the tests' tiny models gain nothing from threads, and on a busy 2-core
+    machine two spinning OpenMP threads per process made them up to 25x slower (measured here)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -1,0 +1,287 @@
+"""Find, load and place an AuthFace checkpoint: Hub id, local folder or the tiny test model.
+
+Each component folder is loaded on its own with its stock class, as the release does
+(test_face_xl.py:107-199): DDPM from ``scheduler/`` whatever its ``_class_name`` says, CLIP
+text encoders with eager attention, the VAE in float32 and the other models in the chosen dtype.
+Weights load from safetensors only (``use_safetensors=True``; Hub downloads fetch no pickles).
+Nothing waits on the network when ``HF_HUB_OFFLINE`` is set, and every failure raises
+:class:`CheckpointNotFoundError` saying what was tried and how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..errors import CheckpointNotFoundError, UnsupportedCheckpointError
+from .constants import DEFAULT_MODEL_ID, MODEL_ENV_VAR
+from .tiny import TINY_MODEL
+
+logger = logging.getLogger(__name__)
+
+COMPONENT_FOLDERS = (
+    "scheduler",
+    "text_encoder",
+    "text_encoder_2",
+    "tokenizer",
+    "tokenizer_2",
+    "vae",
+    "unet",
+    "controlnet",
+)
+# Only configs, tokenizer files and safetensors weights are downloaded, never pickles.
+HUB_ALLOW_PATTERNS = ["*.json", "*.txt", "*.safetensors"]
+# Seconds to wait for the Hub's answer before falling back to the local cache.
+HUB_ETAG_TIMEOUT_S = 10
+DTYPE_NAMES = {
+    "fp16": "float16",
+    "float16": "float16",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp32": "float32",
+    "float32": "float32",
+}
+
+_FIX_HINT = (
+    "Fix: pass --model /path/to/a/local/checkpoint (folders scheduler/ text_encoder/ text_encoder_2/ tokenizer/ "
+    "tokenizer_2/ vae/ unet/ controlnet/), or download it once while online (HF_HUB_OFFLINE unset; "
+    "`hf auth login` or HF_TOKEN if the repository asks for a licence acceptance) so it is in the Hugging Face "
+    "cache, or use --model tiny for a smoke test with random weights."
+)
+
+
+def resolve_model(model: str | None = None) -> str:
+    """The model to load: the argument, else ``$AUTHFACE_MODEL``, else the released Hub id."""
+    return model or os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_ID
+
+
+def resolve_device(device=None):
+    """``device`` as a torch.device; by default CUDA, then Apple MPS, then CPU."""
+    import torch
+
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype, device):
+    """``dtype`` ("fp16", "bf16", "fp32" or a torch.dtype) as a torch.dtype; by default float16 on a
+    GPU (as released) and float32 on CPU (where fp16 is slow and inexact)."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None:
+        return torch.float32 if torch.device(device).type == "cpu" else torch.float16
+    if dtype not in DTYPE_NAMES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPE_NAMES)}, got {dtype!r}")
+    return getattr(torch, DTYPE_NAMES[dtype])
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) as set now, not only at import time."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in ("1", "ON", "YES", "TRUE") or constants.HF_HUB_OFFLINE
+
+
+def locate_checkpoint(model: str, revision: str | None = None) -> Path:
+    """A local folder holding the checkpoint: the tiny model's cache, a local path, or a Hub snapshot."""
+    if model == TINY_MODEL:
+        from .tiny import ensure_tiny_checkpoint
+
+        return ensure_tiny_checkpoint()
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return local
+    if local.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise CheckpointNotFoundError(
+            f"model {model!r}: not a checkpoint folder and not a Hub id (owner/name). {_FIX_HINT}"
+        )
+    return _download_snapshot(model, revision)
+
+
+def _download_snapshot(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    offline = hub_offline()
+    where = f"{repo_id}" + (f"@{revision}" if revision else "")
+    try:
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            allow_patterns=HUB_ALLOW_PATTERNS,
+            local_files_only=offline,
+            etag_timeout=HUB_ETAG_TIMEOUT_S,
+        )
+    except GatedRepoError:
+        raise CheckpointNotFoundError(
+            f"{where}: the Hub refused access (gated repository). Accept its licence on huggingface.co, then log in "
+            f"(`hf auth login`) or set HF_TOKEN. {_FIX_HINT}"
+        ) from None
+    except RepositoryNotFoundError:
+        raise CheckpointNotFoundError(
+            f"{where}: no such repository on the Hub, or it is private and no valid token was given. {_FIX_HINT}"
+        ) from None
+    except LocalEntryNotFoundError:
+        tried = (
+            "the local Hugging Face cache (HF_HUB_OFFLINE is set)"
+            if offline
+            else "the Hub (unreachable) and the local cache"
+        )
+        raise CheckpointNotFoundError(f"{where}: not found in {tried}. {_FIX_HINT}") from None
+    except (HfHubHTTPError, OSError) as error:
+        raise CheckpointNotFoundError(
+            f"{where}: download failed ({type(error).__name__}: {error}). {_FIX_HINT}"
+        ) from None
+    return Path(folder)
+
+
+def read_pre_img_encoder_flag(folder: Path) -> bool:
+    """The released ControlNet config's extra ``use_pre_img_encoder`` key (False when absent)."""
+    config_path = folder / "controlnet" / "config.json"
+    return bool(json.loads(config_path.read_text()).get("use_pre_img_encoder", False))
+
+
+def load_components(folder: Path, dtype) -> dict:
+    """Each component of the released layout with its stock class; the VAE stays float32."""
+    import torch
+    from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+
+    missing = [name for name in COMPONENT_FOLDERS if not (folder / name).is_dir()]
+    if missing:
+        raise CheckpointNotFoundError(
+            f"{folder}: not an AuthFace checkpoint, missing folder(s) {', '.join(missing)}. {_FIX_HINT}"
+        )
+    if read_pre_img_encoder_flag(folder):
+        raise UnsupportedCheckpointError(
+            f"{folder}/controlnet/config.json has use_pre_img_encoder: true (a 4-channel latent conditioning). "
+            "The released AuthFace ControlNet uses false (3-channel pixels), the only variant supported here."
+        )
+    weights = {"dtype": dtype, "use_safetensors": True}
+    try:
+        scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
+        if scheduler.config.timestep_spacing == "linspace":
+            logger.warning(
+                "scheduler config uses linspace spacing: diffusers >= 0.29 steps DDPM differently from the release"
+            )
+        return {
+            "scheduler": scheduler,
+            "tokenizer": CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer"),
+            "tokenizer_2": CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer_2"),
+            "text_encoder": CLIPTextModel.from_pretrained(
+                folder, subfolder="text_encoder", attn_implementation="eager", **weights
+            ),
+            "text_encoder_2": CLIPTextModelWithProjection.from_pretrained(
+                folder, subfolder="text_encoder_2", attn_implementation="eager", **weights
+            ),
+            "unet": UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **weights),
+            "controlnet": _load_released_controlnet(ControlNetModel, folder, weights),
+            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae", dtype=torch.float32, use_safetensors=True),
+        }
+    except (OSError, ValueError) as error:
+        if isinstance(error, UnsupportedCheckpointError):
+            raise
+        raise CheckpointNotFoundError(f"{folder}: cannot load the checkpoint ({error}). {_FIX_HINT}") from None
+
+
+class _DropReleasedFlagWarning(logging.Filter):
+    """Hides diffusers' "config attributes {'use_pre_img_encoder': False} ... will be ignored": expected
+    for the released ControlNet (the flag is checked before loading and kept in ``.config``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "use_pre_img_encoder" not in record.getMessage()
+
+
+def _load_released_controlnet(controlnet_class, folder: Path, weights: dict):
+    config_logger = logging.getLogger("diffusers.configuration_utils")
+    drop = _DropReleasedFlagWarning()
+    config_logger.addFilter(drop)
+    try:
+        return controlnet_class.from_pretrained(folder, subfolder="controlnet", **weights)
+    finally:
+        config_logger.removeFilter(drop)
+
+
+def is_smoke_test_checkpoint(folder: Path) -> bool:
+    """Whether ``model_index.json`` marks the folder as the tiny random model."""
+    index = folder / "model_index.json"
+    return index.is_file() and bool(json.loads(index.read_text()).get("smoke_test_model", False))
+
+
+def load_pipeline(
+    model: str | None = None,
+    *,
+    revision: str | None = None,
+    device=None,
+    dtype=None,
+    low_memory: bool = False,
+    compile_models: bool = False,
+):
+    """Load an :class:`AuthFacePipeline` ready to run on ``device``.
+
+    Args:
+        model: Hub id, local folder or ``"tiny"``; default ``$AUTHFACE_MODEL`` or ``Ethanliang99/AuthFace``.
+        revision: a Hub branch, tag or commit.
+        device: "cuda", "mps", "cpu" or a torch.device; default the best available.
+        dtype: "fp16", "bf16", "fp32" or a torch.dtype for the text encoders, UNet and ControlNet;
+            default fp16 on a GPU (as released), fp32 on CPU. The VAE is always fp32.
+        low_memory: for small GPUs: model CPU offload (on CUDA), VAE slicing and tiling, attention slicing.
+        compile_models: the fast path's ``torch.compile`` (see :func:`optimize_for_speed`); the first
+            call per batch size then takes a minute or two.
+    """
+    from .pipeline_authface_sdxl import AuthFacePipeline
+
+    model = resolve_model(model)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    folder = locate_checkpoint(model, revision)
+    pipe = AuthFacePipeline(**load_components(folder, dtype), smoke_test_model=is_smoke_test_checkpoint(folder))
+    pipe.set_progress_bar_config(disable=True)
+    apply_memory_options(pipe, device, low_memory)
+    if compile_models:
+        optimize_for_speed(pipe, compile_models=True)
+    logger.info(
+        "loaded %s from %s on %s (%s)%s",
+        model,
+        folder,
+        device,
+        dtype,
+        " [smoke-test model]" if pipe.is_smoke_test_model else "",
+    )
+    return pipe
+
+
+def apply_memory_options(pipe, device, low_memory: bool) -> None:
+    """Move the pipeline to ``device``, or with ``low_memory`` trade speed for memory as diffusers offers."""
+    if low_memory:
+        pipe.vae.enable_slicing()
+        pipe.vae.enable_tiling()
+        pipe.enable_attention_slicing()
+        if device.type == "cuda":
+            pipe.enable_model_cpu_offload(device=device)
+            return
+    pipe.to(device)
+
+
+def optimize_for_speed(pipe, *, compile_models: bool = True) -> None:
+    """The fast path's model changes: fused QKV projections and channels-last memory for the UNet and
+    ControlNet, and optionally ``torch.compile`` of both (fixed shapes: one compile per batch size)."""
+    import torch
+
+    for name in ("unet", "controlnet"):
+        model = getattr(pipe, name)
+        model.fuse_qkv_projections()
+        model.to(memory_format=torch.channels_last)
+        if compile_models:
+            setattr(pipe, name, torch.compile(model, dynamic=False))

@@ -1,0 +1,321 @@
+"""Restore faces in a photo (or an aligned face crop) with the AuthFace pipeline.
+
+Images are (H, W, 3) RGB uint8 (see ``authface_core.io``). The whole-photo path is
+detect -> select -> align (FFHQ recipe) -> restore the selected faces in batches -> paste back
+into the photo, which is upscaled by ``upscale`` with Lanczos; pixels away from the faces are
+only resampled. The aligned path (``aligned=True``) takes a face crop that is already aligned.
+
+Fidelity (``RestoreConfig.fidelity``) in [0, 1]: 0 is the released behaviour (start from pure
+noise, full generative prior); the sampler runs only the last floor(N * (1 - fidelity)) of its N
+steps, starting from the input face's latent noised to that step, so the output stays closer to
+the input as fidelity grows; 1 runs no step (the input through the VAE). See
+``authface_core.pipeline.pipeline_authface_sdxl`` for the exact definition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from .errors import NoFaceDetectedError
+from .faces.blend import MAX_UPSCALE
+from .io import LoadedImage
+from .pipeline.constants import (
+    COLOR_FIX_METHODS,
+    MAX_INFERENCE_STEPS,
+    RELEASED_COLOR_FIX,
+    RELEASED_FACE_SIZE,
+    RELEASED_GUIDANCE_SCALE,
+    RELEASED_NEGATIVE_PROMPT,
+    RELEASED_NUM_INFERENCE_STEPS,
+    RELEASED_PROMPT,
+    RELEASED_SEED,
+    SCHEDULER_NAMES,
+)
+
+if TYPE_CHECKING:
+    from .authenticity import AuthenticityReport
+    from .faces.detect import FaceBox
+
+FACE_SELECTION_MODES = ("all", "largest", "central")
+MIN_FACE_SIZE_PX, MAX_FACE_SIZE_PX = 32, 2048
+
+
+@dataclass(frozen=True)
+class RestoreConfig:
+    """Every setting of one restoration; the defaults are the released ones.
+
+    Args:
+        num_inference_steps: scheduler steps, 1 to 100 (released: 50).
+        fidelity: 0 (released, full prior) to 1 (the input through the VAE); see the module doc.
+        guidance_scale: classifier-free guidance; on when > 1 (released: 8).
+        seed: the one random seed (released: 123); None draws a fresh one, reported in the result.
+        scheduler: "ddpm" (released), "dpmpp", "unipc", "ddim" or "euler".
+        prompt, negative_prompt: the released ones by default.
+        color_fix: "wavelet" (released), "adain" or "none".
+        face_size: aligned crop side in pixels, a multiple of 8 (released: 512).
+        face_selection: which detected faces to restore: "all", "largest" or "central".
+        min_face_size: skip faces whose box is smaller than this many pixels.
+        upscale: integer output scale of the whole photo, 1 to 4.
+        aligned: the input is already an aligned face crop (no detection).
+        check_identity: compare each restored face with its input (authenticity report).
+        preview_every: hand a cheap preview to the progress callback every k steps (0: never).
+        max_batch_size: faces restored together in one pipeline call.
+    """
+
+    num_inference_steps: int = RELEASED_NUM_INFERENCE_STEPS
+    fidelity: float = 0.0
+    guidance_scale: float = RELEASED_GUIDANCE_SCALE
+    seed: int | None = RELEASED_SEED
+    scheduler: str = "ddpm"
+    prompt: str = RELEASED_PROMPT
+    negative_prompt: str = RELEASED_NEGATIVE_PROMPT
+    color_fix: str = RELEASED_COLOR_FIX
+    face_size: int = RELEASED_FACE_SIZE
+    face_selection: str = "all"
+    min_face_size: int = 0
+    upscale: int = 1
+    aligned: bool = False
+    check_identity: bool = True
+    preview_every: int = 5
+    max_batch_size: int = 4
+
+    def __post_init__(self):
+        _check_int("num_inference_steps", self.num_inference_steps, 1, MAX_INFERENCE_STEPS)
+        if not (isinstance(self.fidelity, (int, float)) and 0.0 <= self.fidelity <= 1.0):
+            raise ValueError(f"fidelity must be a number in [0, 1], got {self.fidelity!r}")
+        if not (isinstance(self.guidance_scale, (int, float)) and 0.0 <= self.guidance_scale <= 30.0):
+            raise ValueError(f"guidance_scale must be a number in [0, 30], got {self.guidance_scale!r}")
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_choice("scheduler", self.scheduler, SCHEDULER_NAMES)
+        _check_choice("color_fix", self.color_fix, COLOR_FIX_METHODS)
+        _check_choice("face_selection", self.face_selection, FACE_SELECTION_MODES)
+        _check_int("face_size", self.face_size, MIN_FACE_SIZE_PX, MAX_FACE_SIZE_PX)
+        if self.face_size % 8:
+            raise ValueError(f"face_size must be a multiple of 8, got {self.face_size!r}")
+        _check_int("min_face_size", self.min_face_size, 0, 100_000)
+        _check_int("upscale", self.upscale, 1, MAX_UPSCALE)
+        _check_int("preview_every", self.preview_every, 0, MAX_INFERENCE_STEPS)
+        _check_int("max_batch_size", self.max_batch_size, 1, 64)
+        for name in ("prompt", "negative_prompt"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_int(name: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_choice(name: str, value, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+# This project's fast path: a multistep solver at 20 steps instead of 50 DDPM steps.
+FAST_PRESET = RestoreConfig(scheduler="dpmpp", num_inference_steps=20)
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """One denoising step done. Faces of a batch advance together: ``face_index`` is the first face of
+    the batch and ``preview`` (h, w, 3) uint8 (1/8 of the face size) shows that face, every
+    ``preview_every`` steps and at the last step, else None."""
+
+    face_index: int
+    num_faces: int
+    step: int
+    num_steps: int
+    preview: np.ndarray | None
+
+
+@dataclass
+class FaceResult:
+    """One restored face: its box in the photo (None on the aligned path), its aligned input and output
+    crops (S, S, 3) uint8, the photo -> crop affine (None on the aligned path) and the authenticity report."""
+
+    index: int
+    box: FaceBox | None
+    input_face: np.ndarray
+    restored_face: np.ndarray
+    affine: np.ndarray | None
+    authenticity: AuthenticityReport | None
+
+
+@dataclass
+class RestoreResult:
+    """The restored photo (H*upscale, W*upscale, 3) uint8, its alpha if any, the faces restored, the faces
+    skipped with the reason, the settings used (with the seed actually drawn) and whether the model
+    was the tiny smoke-test model (then the output is not a restoration)."""
+
+    image: np.ndarray
+    alpha: np.ndarray | None
+    faces: list[FaceResult]
+    skipped: list[tuple[FaceBox, str]] = field(default_factory=list)
+    config: RestoreConfig = field(default_factory=RestoreConfig)
+    smoke_test_model: bool = False
+
+
+ProgressCallback = Callable[[StepProgress], None]
+
+
+def restore_image(
+    image: np.ndarray | LoadedImage,
+    pipe,
+    config: RestoreConfig = RestoreConfig(),
+    *,
+    progress_callback: ProgressCallback | None = None,
+) -> RestoreResult:
+    """Restore the selected faces of a photo, or one aligned face when ``config.aligned``.
+
+    Raises:
+        NoFaceDetectedError: whole-photo mode found no face to restore (the message suggests aligned mode).
+        ValueError: an image that is not (H, W, 3) uint8.
+    """
+    rgb, alpha, source = _unpack_image(image)
+    if config.seed is None:
+        config = dataclasses.replace(config, seed=secrets.randbits(63))
+    if config.aligned:
+        return _restore_aligned(rgb, alpha, pipe, config, progress_callback)
+    return _restore_photo(rgb, alpha, source, pipe, config, progress_callback)
+
+
+def restore_faces(
+    pipe, faces: np.ndarray, config: RestoreConfig, *, progress_callback: ProgressCallback | None = None
+) -> np.ndarray:
+    """Restore aligned faces (N, S, S, 3) uint8 -> (N, S, S, 3) uint8, ``max_batch_size`` at a time, one
+    generator seeded once and drawn in order (as the release reuses one generator across batches).
+
+    Sets ``pipe``'s scheduler to ``config.scheduler``: share a pipeline between threads only behind a lock
+    (or a Gradio ``concurrency_limit`` of 1).
+    """
+    import torch
+
+    pipe.set_scheduler(config.scheduler)
+    device = pipe._execution_device
+    seed = config.seed if config.seed is not None else secrets.randbits(63)
+    generator = torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(seed)
+    restored = []
+    for start in range(0, len(faces), config.max_batch_size):
+        batch = faces[start : start + config.max_batch_size]
+        callback = _step_callback(progress_callback, config, start, len(faces))
+        output = pipe(
+            batch,
+            prompt=config.prompt,
+            negative_prompt=config.negative_prompt,
+            num_inference_steps=config.num_inference_steps,
+            fidelity=config.fidelity,
+            guidance_scale=config.guidance_scale,
+            color_fix=config.color_fix,
+            generator=generator,
+            callback_on_step_end=callback,
+            callback_on_step_end_tensor_inputs=["denoised"] if callback else ["latents"],
+        )
+        restored.append(output.images)
+    return np.concatenate(restored)
+
+
+def _step_callback(progress_callback: ProgressCallback | None, config: RestoreConfig, face_index: int, num_faces: int):
+    """Adapt a ``StepProgress`` callback to diffusers' ``callback_on_step_end``."""
+    if progress_callback is None:
+        return None
+    from .pipeline.pipeline_authface_sdxl import latents_to_rgb_preview
+
+    def on_step_end(pipe, step_index: int, timestep, tensors: dict) -> dict:
+        step, num_steps = step_index + 1, pipe.num_timesteps
+        wants_preview = config.preview_every and (step % config.preview_every == 0 or step == num_steps)
+        preview = latents_to_rgb_preview(tensors["denoised"][:1])[0] if wants_preview else None
+        progress_callback(StepProgress(face_index, num_faces, step, num_steps, preview))
+        return {}
+
+    return on_step_end
+
+
+def _restore_aligned(rgb, alpha, pipe, config, progress_callback) -> RestoreResult:
+    size = config.face_size
+    input_face = _resize(rgb, size, size)
+    restored_face = restore_faces(pipe, input_face[None], config, progress_callback=progress_callback)[0]
+    out_size = size * config.upscale
+    face = FaceResult(0, None, input_face, restored_face, None, _authenticity(input_face, restored_face, config))
+    return RestoreResult(
+        image=_resize(restored_face, out_size, out_size),
+        alpha=None if alpha is None else _resize(alpha, out_size, out_size),
+        faces=[face],
+        skipped=[],
+        config=config,
+        smoke_test_model=pipe.is_smoke_test_model,
+    )
+
+
+def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> RestoreResult:
+    from .faces.align import align_face
+    from .faces.blend import paste_faces, upscale_image
+    from .faces.detect import detect_faces
+    from .faces.select import select_faces
+
+    height, width = rgb.shape[:2]
+    selection = select_faces(
+        detect_faces(rgb), (width, height), mode=config.face_selection, min_size=config.min_face_size
+    )
+    if not selection.selected:
+        reasons = "; ".join(reason for _, reason in selection.skipped)
+        found = f"{len(selection.skipped)} face(s) found but skipped ({reasons}). " if selection.skipped else ""
+        raise NoFaceDetectedError(
+            source, f"{found}If the image is already an aligned face crop, use aligned mode (--aligned)."
+        )
+    aligned = [align_face(rgb, face, config.face_size) for face in selection.selected]
+    inputs = np.stack([crop.image for crop in aligned])
+    restored = restore_faces(pipe, inputs, config, progress_callback=progress_callback)
+    faces = [
+        FaceResult(
+            i, crop.source.box, crop.image, restored[i], crop.affine, _authenticity(crop.image, restored[i], config)
+        )
+        for i, crop in enumerate(aligned)
+    ]
+    return RestoreResult(
+        image=paste_faces(rgb, list(restored), [crop.affine for crop in aligned], upscale=config.upscale),
+        alpha=None if alpha is None else upscale_image(alpha, config.upscale),
+        faces=faces,
+        skipped=[(face.box, reason) for face, reason in selection.skipped],
+        config=config,
+        smoke_test_model=pipe.is_smoke_test_model,
+    )
+
+
+def _authenticity(input_face: np.ndarray, restored_face: np.ndarray, config: RestoreConfig):
+    if not config.check_identity:
+        return None
+    try:
+        from .authenticity import authenticity_report
+    except ModuleNotFoundError as error:
+        if error.name != f"{__package__}.authenticity":
+            raise
+        return None  # the evaluation module is not in this checkout yet
+    return authenticity_report(input_face, restored_face)
+
+
+def _unpack_image(image) -> tuple[np.ndarray, np.ndarray | None, str]:
+    if isinstance(image, LoadedImage):
+        return image.rgb, image.alpha, image.source
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        described = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"image must be an (H, W, 3) uint8 RGB array or a LoadedImage, got {described}")
+    return image, None, "<image>"
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area averaging when shrinking (no aliasing), Lanczos when enlarging; a no-op at the same size."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)

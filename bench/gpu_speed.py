@@ -1,0 +1,372 @@
+"""Seconds per 512x512 face and peak GPU memory: the released configuration vs. this project's fast path.
+
+Speed does not depend on the weights, so the full-size SDXL UNet + ControlNet + VAE + both CLIP
+text encoders are built from the public SDXL configs with random weights, directly on the GPU,
+and run through :class:`AuthFacePipeline` end to end (prompt encoding, denoising, fp32 VAE
+decode, wavelet colour fix). Per configuration and batch size (faces of one photo restored
+together) it reports seconds per face, peak GPU memory and the denoiser's share of the GPU's
+peak FLOP rate, counted with ``torch.utils.flop_counter``.
+
+(a) released: DDPM, 50 steps, CFG 8 (both branches in one batch, as stock), fp16, eager (no
+    compile), xformers attention when installed (as released) else diffusers' classic attention.
+(b) fast: DPM-Solver++ at ``--fast-steps`` (20), bf16, PyTorch SDPA attention, and
+    ``loading.optimize_for_speed`` (fused QKV, channels-last, ``torch.compile`` of UNet and
+    ControlNet; compile time shows as warm-up), and also at 50 steps so (a) and (b) compare at
+    equal steps.
+
+Usage:
+    python bench/gpu_speed.py                           # full size, CUDA
+    python bench/gpu_speed.py --tiny --device cpu       # the tiny model on CPU: shows the script runs
+    python bench/gpu_speed.py --json results.json --batches 1 4 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from authface_core.pipeline.loading import optimize_for_speed  # noqa: E402
+
+# Public configs: stabilityai/stable-diffusion-xl-base-1.0 unet/, vae/, text_encoder/, text_encoder_2/.
+SDXL_UNET_CONFIG = dict(
+    sample_size=128,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    transformer_layers_per_block=(1, 2, 10),
+    attention_head_dim=(5, 10, 20),
+    cross_attention_dim=2048,
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=2816,
+)
+SDXL_VAE_CONFIG = dict(
+    in_channels=3,
+    out_channels=3,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=2,
+    latent_channels=4,
+    sample_size=1024,
+    scaling_factor=0.13025,
+    force_upcast=True,
+)
+CLIP_L_CONFIG = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    projection_dim=768,
+    hidden_act="quick_gelu",
+    vocab_size=49408,
+)
+CLIP_BIGG_CONFIG = dict(
+    hidden_size=1280,
+    intermediate_size=5120,
+    num_hidden_layers=32,
+    num_attention_heads=20,
+    projection_dim=1280,
+    hidden_act="gelu",
+    vocab_size=49408,
+)
+# The released ControlNet's conditioning embedding (AUTHFACE.md: 16-32-96-256).
+CONTROLNET_EMBEDDING_CHANNELS = (16, 32, 96, 256)
+# Dense fp16/bf16 tensor-core peak, TFLOP/s (H100 as quoted in issue 3; override with --peak-tflops).
+PEAK_TFLOPS = {"H100": 790.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
+FACE_SIZE = 512
+
+
+@dataclass
+class Measurement:
+    config: str
+    scheduler: str
+    steps: int
+    dtype: str
+    attention: str
+    compiled: bool
+    batch: int
+    seconds_per_face: float
+    peak_memory_gb: float | None
+    denoiser_tflops_per_s: float
+    fraction_of_peak: float | None
+    warmup_seconds: float
+
+
+def build_full_size_components(device: torch.device) -> dict:
+    """SDXL + ControlNet at full size with random weights, built on ``device`` in fp32."""
+    from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from authface_core.pipeline.tiny import SDXL_SCHEDULER_CONFIG, build_tiny_tokenizer
+
+    with torch.device(device):
+        unet = UNet2DConditionModel(**SDXL_UNET_CONFIG)
+        controlnet = ControlNetModel.from_unet(
+            unet, conditioning_embedding_out_channels=CONTROLNET_EMBEDDING_CHANNELS, load_weights_from_unet=False
+        )
+        vae = AutoencoderKL(**SDXL_VAE_CONFIG)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**CLIP_L_CONFIG))
+        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG_CONFIG))
+    # A byte-level tokenizer stands in for CLIP's BPE vocabulary (not downloadable here); the token
+    # count per prompt is capped at 77 either way, so the encoders' cost is the same.
+    tokenizer = build_tiny_tokenizer()
+    return {
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "text_encoder_2": text_encoder_2,
+        "tokenizer": tokenizer,
+        "tokenizer_2": build_tiny_tokenizer(),
+        "unet": unet,
+        "controlnet": controlnet,
+        "scheduler": DDPMScheduler(**SDXL_SCHEDULER_CONFIG),
+    }
+
+
+def build_pipeline(tiny: bool, device: torch.device, dtype: torch.dtype):
+    """An AuthFacePipeline with random weights; denoiser and text encoders in ``dtype``, VAE fp32 (as released)."""
+    from authface_core.pipeline.pipeline_authface_sdxl import AuthFacePipeline
+    from authface_core.pipeline.tiny import build_tiny_components
+
+    components = build_tiny_components() if tiny else build_full_size_components(device)
+    pipe = AuthFacePipeline(**components, smoke_test_model=True)
+    pipe.to(device)
+    if dtype != torch.float32:
+        for name in ("unet", "controlnet", "text_encoder", "text_encoder_2"):
+            getattr(pipe, name).to(dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def set_attention(pipe, kind: str) -> str:
+    """ "xformers" (as released) where installed, else "eager" (classic attention); or "sdpa"."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    if kind == "released":
+        try:
+            for model in (pipe.unet, pipe.controlnet):
+                model.enable_xformers_memory_efficient_attention()
+            return "xformers"
+        except (ImportError, ModuleNotFoundError, ValueError):
+            kind = "eager"
+    processor = AttnProcessor() if kind == "eager" else AttnProcessor2_0()
+    for model in (pipe.unet, pipe.controlnet):
+        model.set_attn_processor(processor)
+    return kind
+
+
+def denoiser_flops(pipe, batch: int, face_size: int, guidance: bool) -> int:
+    """FLOPs of one denoiser pass (ControlNet + UNet) for ``batch`` faces, both CFG branches if ``guidance``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device, dtype = pipe.unet.device, pipe.unet.dtype
+    rows = batch * (2 if guidance else 1)
+    latent = face_size // pipe.vae_scale_factor
+    sample = torch.randn(rows, 4, latent, latent, device=device, dtype=dtype)
+    text = torch.randn(rows, 77, pipe.unet.config.cross_attention_dim, device=device, dtype=dtype)
+    pooled = torch.randn(rows, pipe.text_encoder_2.config.projection_dim, device=device, dtype=dtype)
+    added = {
+        "text_embeds": pooled,
+        "time_ids": torch.tensor(
+            [[face_size, face_size, 0, 0, face_size, face_size]] * rows, device=device, dtype=dtype
+        ),
+    }
+    control = torch.rand(rows, 3, face_size, face_size, device=device, dtype=dtype)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        down, mid = pipe.controlnet(
+            sample, 500, encoder_hidden_states=text, controlnet_cond=control, added_cond_kwargs=added, return_dict=False
+        )
+        pipe.unet(
+            sample,
+            500,
+            encoder_hidden_states=text,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+            added_cond_kwargs=added,
+            return_dict=False,
+        )
+    return counter.get_total_flops()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_pipeline(
+    pipe, faces: np.ndarray, *, scheduler: str, steps: int, guidance: float, repeats: int
+) -> tuple[float, float, float | None]:
+    """(seconds per call, warm-up seconds, peak GPU memory in GB) for one batch of faces."""
+    device = pipe.unet.device
+    pipe.set_scheduler(scheduler)
+
+    def call():
+        generator = torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(123)
+        pipe(faces, num_inference_steps=steps, guidance_scale=guidance, generator=generator)
+
+    start = time.perf_counter()
+    call()  # warm-up: compilation, cuDNN autotuning, allocator
+    synchronize(device)
+    warmup = time.perf_counter() - start
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    synchronize(device)
+    seconds = (time.perf_counter() - start) / repeats
+    peak = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
+    return seconds, warmup, peak
+
+
+def peak_tflops(device: torch.device, override: float | None) -> float | None:
+    if override:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((value for key, value in PEAK_TFLOPS.items() if key in name), None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One model setup and the (label, scheduler, steps) runs timed on it; the fast setup is compiled
+    once per batch size and timed at its own steps and at the released step count."""
+
+    name: str
+    dtype: torch.dtype
+    attention: str
+    fast: bool
+    runs: tuple[tuple[str, str, int], ...]
+
+
+def plans_for(args, device: torch.device) -> list[Plan]:
+    on_gpu = device.type == "cuda"  # fp16/bf16 matmuls on CPU are slow emulations: time the CPU in fp32
+    released, fast = args.released_steps, args.fast_steps
+    return [
+        Plan(
+            "released", torch.float16 if on_gpu else torch.float32, "released", False, (("released", "ddpm", released),)
+        ),
+        Plan(
+            "fast",
+            torch.bfloat16 if on_gpu else torch.float32,
+            "sdpa",
+            True,
+            (("fast", "dpmpp", fast), (f"fast@{released}", "dpmpp", released)),
+        ),
+    ]
+
+
+def run(args) -> tuple[list[Measurement], int]:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    face_size = args.face_size or (64 if args.tiny else FACE_SIZE)
+    faces_all = np.random.default_rng(0).integers(0, 256, (max(args.batches), face_size, face_size, 3), dtype=np.uint8)
+    peak = peak_tflops(device, args.peak_tflops)
+    results = []
+    for plan in plans_for(args, device):
+        pipe = build_pipeline(args.tiny, device, plan.dtype)
+        attention_used = set_attention(pipe, plan.attention)
+        flops_per_face_pass = denoiser_flops(pipe, 1, face_size, guidance=False)  # before compiling
+        compiled = plan.fast and args.compile
+        if plan.fast:
+            optimize_for_speed(pipe, compile_models=compiled)
+        for batch in args.batches:
+            for label, scheduler, steps in plan.runs:
+                seconds, warmup, memory = time_pipeline(
+                    pipe,
+                    faces_all[:batch],
+                    scheduler=scheduler,
+                    steps=steps,
+                    guidance=args.guidance,
+                    repeats=args.repeats,
+                )
+                passes = steps * batch * (2 if args.guidance > 1 else 1)
+                achieved = flops_per_face_pass * passes / seconds / 1e12
+                dtype_name = str(plan.dtype).removeprefix("torch.")
+                fraction = achieved / peak if peak else None
+                results.append(
+                    Measurement(label, scheduler, steps, dtype_name, attention_used, compiled, batch, seconds / batch,
+                                memory, achieved, fraction, warmup)
+                )  # fmt: skip
+                print(format_row(results[-1]), flush=True)
+        del pipe
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    pass_tflop = flops_per_face_pass / 1e12
+    print(f"\nFLOPs per denoiser pass (ControlNet + UNet, one face, {face_size}x{face_size}): {pass_tflop:.6g} TFLOP")
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    max_rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    tiny_note = "; TINY RANDOM MODEL: shows the script runs, says nothing about real speed" if args.tiny else ""
+    print(f"device: {device_name}; peak used: {peak or 'n/a'} TFLOP/s; max RSS {max_rss_gb:.2f} GB{tiny_note}")
+    return results, flops_per_face_pass
+
+
+def format_row(m: Measurement) -> str:
+    memory = f"{m.peak_memory_gb:6.2f} GB" if m.peak_memory_gb is not None else "     n/a"
+    fraction = f"{100 * m.fraction_of_peak:5.1f}%" if m.fraction_of_peak is not None else "  n/a"
+    return (
+        f"{m.config:9s} {m.scheduler:6s} {m.steps:3d} steps {m.dtype:9s} {m.attention:8s} compile={str(m.compiled):5s} "
+        f"batch {m.batch:2d}: {m.seconds_per_face:8.4f} s/face  peak {memory}  "
+        f"denoiser {m.denoiser_tflops_per_s:8.3f} TFLOP/s ({fraction} of peak)  warm-up {m.warmup_seconds:6.1f} s"
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--tiny", action="store_true", help="the tiny random model instead of full-size SDXL (CPU smoke run)"
+    )
+    parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8], help="faces per call (default 1 4 8)")
+    parser.add_argument("--fast-steps", type=int, default=20, help="steps of the fast path (default 20)")
+    parser.add_argument(
+        "--released-steps", type=int, default=50, help="steps of the released configuration (default 50)"
+    )
+    parser.add_argument("--guidance", type=float, default=8.0, help="CFG scale (default 8, as released)")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="timed calls per measurement after one warm-up (default 2)"
+    )
+    parser.add_argument("--face-size", type=int, help="face side in px (default 512; 64 with --tiny)")
+    parser.add_argument(
+        "--no-compile", dest="compile", action="store_false", help="skip torch.compile on the fast path"
+    )
+    parser.add_argument(
+        "--peak-tflops", type=float, help="the GPU's dense bf16 peak, TFLOP/s (default: by device name)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the measurements here")
+    args = parser.parse_args(argv)
+    if any(batch < 1 for batch in args.batches) or args.repeats < 1:
+        parser.error("--batches and --repeats must be >= 1")
+    if not (1 <= args.fast_steps <= 100 and 1 <= args.released_steps <= 100):
+        parser.error("--fast-steps and --released-steps must be in [1, 100]")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results, flops_per_face_pass = run(args)
+    if args.json:
+        record = {"denoiser_flops_per_face_pass": flops_per_face_pass, "measurements": [asdict(m) for m in results]}
+        args.json.write_text(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""restore_image end to end on the tiny model: settings, the aligned path, whole photos, progress."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from authface_core.errors import NoFaceDetectedError
+from authface_core.io import load_image
+from authface_core.restore import FAST_PRESET, RestoreConfig, StepProgress, restore_image
+
+from .conftest import FACE_SIZE
+
+TINY = dict(face_size=FACE_SIZE, num_inference_steps=4, check_identity=False)
+WHOLE_PHOTO = "whole/diffbir_Harry_Potter.jpg"  # 480x293, three faces
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("num_inference_steps", 0),
+        ("num_inference_steps", 101),
+        ("fidelity", -0.1),
+        ("fidelity", 1.01),
+        ("scheduler", "lms"),
+        ("color_fix", "hist"),
+        ("face_size", 100),
+        ("face_size", 16),
+        ("upscale", 5),
+        ("upscale", 1.5),
+        ("face_selection", "left"),
+        ("min_face_size", -1),
+        ("seed", -3),
+        ("preview_every", -1),
+        ("max_batch_size", 0),
+        ("guidance_scale", -1.0),
+    ],
+)
+def test_config_refuses_bad_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        RestoreConfig(**{field: value})
+
+
+def test_fast_preset_is_a_fast_scheduler_with_fewer_steps():
+    assert FAST_PRESET.scheduler != "ddpm" and 20 <= FAST_PRESET.num_inference_steps <= 25
+
+
+def test_aligned_face_in_restored_face_out(tiny_pipe, astronaut):
+    config = RestoreConfig(aligned=True, upscale=2, seed=11, **TINY)
+    result = restore_image(astronaut, tiny_pipe, config)  # 512 px input, resized to the 64 px face size
+    assert result.image.shape == (2 * FACE_SIZE, 2 * FACE_SIZE, 3) and result.image.dtype == np.uint8
+    assert result.smoke_test_model and result.config == config and len(result.faces) == 1
+    face = result.faces[0]
+    assert face.box is None and face.affine is None and face.input_face.shape == face.restored_face.shape == (64, 64, 3)
+    again = restore_image(astronaut, tiny_pipe, config)
+    assert np.array_equal(again.image, result.image)
+
+
+def test_no_seed_draws_one_and_reports_it(tiny_pipe, small_face):
+    config = RestoreConfig(aligned=True, seed=None, **TINY)
+    first = restore_image(small_face, tiny_pipe, config)
+    assert isinstance(first.config.seed, int)
+    replay = restore_image(small_face, tiny_pipe, first.config)
+    assert np.array_equal(first.image, replay.image)
+
+
+def test_progress_reports_every_step_with_previews_every_k(tiny_pipe, small_face):
+    events: list[StepProgress] = []
+    restore_image(
+        small_face,
+        tiny_pipe,
+        RestoreConfig(aligned=True, preview_every=3, **{**TINY, "num_inference_steps": 7}),
+        progress_callback=events.append,
+    )
+    assert [e.step for e in events] == list(range(1, 8)) and {e.num_steps for e in events} == {7}
+    with_preview = [e.step for e in events if e.preview is not None]
+    assert with_preview == [3, 6, 7]
+    preview = events[-1].preview
+    assert preview.shape == (FACE_SIZE // 8, FACE_SIZE // 8, 3) and preview.dtype == np.uint8 and preview.std() > 0
+
+
+def test_identity_check_attaches_an_authenticity_report(tiny_pipe, small_face):
+    from authface_core.authenticity import AuthenticityReport
+
+    result = restore_image(small_face, tiny_pipe, RestoreConfig(aligned=True, **{**TINY, "check_identity": True}))
+    assert isinstance(result.faces[0].authenticity, AuthenticityReport)
+
+
+def test_image_without_faces_suggests_aligned_mode(tiny_pipe):
+    flat = np.full((120, 160, 3), 128, np.uint8)
+    with pytest.raises(NoFaceDetectedError, match="--aligned"):
+        restore_image(flat, tiny_pipe, RestoreConfig(**TINY))
+
+
+def test_bad_image_array_is_refused(tiny_pipe):
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        restore_image(np.zeros((10, 10), np.float32), tiny_pipe, RestoreConfig(aligned=True, **TINY))
+
+
+@pytest.fixture(scope="module")
+def whole_photo(shared_faces):
+    return load_image(shared_faces / WHOLE_PHOTO)
+
+
+def far_from_faces(result, shape, scale: int, margin: int = 4) -> np.ndarray:
+    """(H, W) bool: pixels outside every face's pasted footprint (plus a margin), in output pixels."""
+    from authface_core.faces.align import crop_footprint
+    from authface_core.faces.blend import upscale_affine
+
+    outside = np.ones(shape[:2], bool)
+    for face in result.faces:
+        x0, y0, x1, y1 = crop_footprint(upscale_affine(face.affine, scale), result.config.face_size, margin=margin)
+        outside[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = False
+    return outside
+
+
+def test_whole_photo_keeps_size_and_leaves_the_rest_untouched(tiny_pipe, whole_photo):
+    config = RestoreConfig(max_batch_size=2, **TINY)  # three faces: two batches
+    result = restore_image(whole_photo, tiny_pipe, config)
+    rgb = whole_photo.rgb
+    assert result.image.shape == rgb.shape and len(result.faces) == 3 and not result.skipped
+    outside = far_from_faces(result, rgb.shape, scale=1)
+    assert 0.3 < outside.mean() < 0.95
+    assert np.array_equal(result.image[outside], rgb[outside])
+    changed_inside = np.abs(result.image.astype(int) - rgb)[~outside].mean()
+    assert changed_inside > 5  # the faces were replaced (by the tiny model's noise-like output)
+    for face in result.faces:
+        assert face.box is not None and face.input_face.shape == face.restored_face.shape == (64, 64, 3)
+
+
+def test_whole_photo_upscaled_changes_only_by_resampling_away_from_faces(tiny_pipe, whole_photo):
+    from authface_core.faces.blend import upscale_image
+
+    result = restore_image(whole_photo, tiny_pipe, RestoreConfig(upscale=2, face_selection="largest", **TINY))
+    expected = upscale_image(whole_photo.rgb, 2)
+    assert result.image.shape == expected.shape == (2 * whole_photo.rgb.shape[0], 2 * whole_photo.rgb.shape[1], 3)
+    assert len(result.faces) == 1 and len(result.skipped) == 2
+    assert all(reason == "not the largest face" for _, reason in result.skipped)
+    outside = far_from_faces(result, expected.shape, scale=2)
+    assert np.array_equal(result.image[outside], expected[outside])
+
+
+def test_min_face_size_skips_small_faces_with_a_reason(tiny_pipe, whole_photo):
+    with pytest.raises(NoFaceDetectedError, match="smaller than the minimum"):
+        restore_image(whole_photo, tiny_pipe, RestoreConfig(min_face_size=10_000, **TINY))
