@@ -157,7 +157,6 @@ def load_components(folder: Path, dtype) -> dict:
     from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-
     missing = [name for name in COMPONENT_FOLDERS if not (folder / name).is_dir()]
     if missing:
         raise CheckpointNotFoundError(
