@@ -18,13 +18,16 @@ import dataclasses
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from .authenticity import AuthenticityReport, authenticity_report
 from .errors import NoFaceDetectedError
-from .faces.blend import MAX_UPSCALE
+from .faces.align import align_face
+from .faces.blend import MAX_UPSCALE, paste_faces, upscale_image
+from .faces.detect import FaceBox, detect_faces
+from .faces.select import SELECTION_MODES, select_faces
 from .io import LoadedImage
 from .pipeline.constants import (
     COLOR_FIX_METHODS,
@@ -39,11 +42,7 @@ from .pipeline.constants import (
     SCHEDULER_NAMES,
 )
 
-if TYPE_CHECKING:
-    from .authenticity import AuthenticityReport
-    from .faces.detect import FaceBox
-
-FACE_SELECTION_MODES = ("all", "largest", "central")
+FACE_SELECTION_MODES = SELECTION_MODES  # re-exported for the apps, which import only this module
 MIN_FACE_SIZE_PX, MAX_FACE_SIZE_PX = 32, 2048
 
 
@@ -258,11 +257,6 @@ def _restore_aligned(rgb, alpha, pipe, config, progress_callback) -> RestoreResu
 
 
 def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> RestoreResult:
-    from .faces.align import align_face
-    from .faces.blend import paste_faces, upscale_image
-    from .faces.detect import detect_faces
-    from .faces.select import select_faces
-
     height, width = rgb.shape[:2]
     selection = select_faces(
         detect_faces(rgb), (width, height), mode=config.face_selection, min_size=config.min_face_size
@@ -292,16 +286,10 @@ def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> Resto
     )
 
 
-def _authenticity(input_face: np.ndarray, restored_face: np.ndarray, config: RestoreConfig):
-    if not config.check_identity:
-        return None
-    try:
-        from .authenticity import authenticity_report
-    except ModuleNotFoundError as error:
-        if error.name != f"{__package__}.authenticity":
-            raise
-        return None  # the evaluation module is not in this checkout yet
-    return authenticity_report(input_face, restored_face)
+def _authenticity(
+    input_face: np.ndarray, restored_face: np.ndarray, config: RestoreConfig
+) -> AuthenticityReport | None:
+    return authenticity_report(input_face, restored_face) if config.check_identity else None
 
 
 def _unpack_image(image) -> tuple[np.ndarray, np.ndarray | None, str]:
