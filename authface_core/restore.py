@@ -168,6 +168,11 @@ class RestoreResult:
 ProgressCallback = Callable[[StepProgress], None]
 
 
+def draw_seed() -> int:
+    """A fresh seed of 32 bits: exact in a browser's number box (53 bits), so a shown seed reproduces the run."""
+    return secrets.randbits(32)
+
+
 def restore_image(
     image: np.ndarray | LoadedImage,
     pipe,
@@ -183,7 +188,7 @@ def restore_image(
     """
     rgb, alpha, source = _unpack_image(image)
     if config.seed is None:
-        config = dataclasses.replace(config, seed=secrets.randbits(63))
+        config = dataclasses.replace(config, seed=draw_seed())
     if config.aligned:
         return _restore_aligned(rgb, alpha, pipe, config, progress_callback)
     return _restore_photo(rgb, alpha, source, pipe, config, progress_callback)
@@ -202,7 +207,7 @@ def restore_faces(
 
     pipe.set_scheduler(config.scheduler)
     device = pipe._execution_device
-    seed = config.seed if config.seed is not None else secrets.randbits(63)
+    seed = config.seed if config.seed is not None else draw_seed()
     generator = torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(seed)
     restored = []
     for start in range(0, len(faces), config.max_batch_size):
