@@ -18,13 +18,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from authface_core.errors import ReviewerNotAllowedError
 from authface_core.annotation.ingest import NamingRule
 from authface_core.annotation.publish import PublishConfig
 from authface_core.annotation.reviewers import ReviewerPolicy, resolve_reviewer
 from authface_core.annotation.session import REVIEW_GUIDELINES, Workspace, ingest_report_markdown
 from authface_core.annotation.store import PHOTO_ATTRIBUTES
-from authface_core.errors import AuthFaceError
+from authface_core.errors import AuthFaceError, ReviewerNotAllowedError
 
 DEFAULT_ROOT = "annotation-project"
 
@@ -116,8 +115,19 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
             status = workspace.queue_status(reviewer, queue=queue)
             return ("", None, ab_viewer_html(None, None), None, None, status, counters, [], "", "", [])
         images = (str(view.original_preview), str(view.retouched_preview))
-        return (view.pair_id, images, ab_viewer_html(view.original_preview, view.retouched_preview), images[0],
-                images[1], view.facts_markdown, counters, [], "", "", [])
+        return (
+            view.pair_id,
+            images,
+            ab_viewer_html(view.original_preview, view.retouched_preview),
+            images[0],
+            images[1],
+            view.facts_markdown,
+            counters,
+            [],
+            "",
+            "",
+            [],
+        )
 
     def start(local_name: str, queue: str, profile: gr.OAuthProfile | None):
         reviewer = who(local_name, profile)
@@ -133,8 +143,11 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
             return []
         if crop_set.problem:
             gr.Info(f"No crops: {crop_set.problem}")
-        return [(str(path), f"{crop.region} · {side}") for crop in crop_set.crops
-                for side, path in (("original", crop.original), ("retouch", crop.retouched))]
+        return [
+            (str(path), f"{crop.region} · {side}")
+            for crop in crop_set.crops
+            for side, path in (("original", crop.original), ("retouch", crop.retouched))
+        ]
 
     def decide_with(verdict: str):
         def decide(reviewer: str, pair_id: str, queue: str, tags: list[str], caption: str, note: str):
@@ -161,8 +174,14 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
             gr.Info(f"Undid your {undone.decision.verdict} of pair {undone.decision.pair_id}.")
         return show_next(reviewer, queue)
 
-    def ingest(folder: str, uploads: list[str] | None, original_suffix: str, retouched_suffix: str, pairs_csv: str,
-               progress=gr.Progress()):  # noqa: B008 (Gradio's injection idiom)
+    def ingest(
+        folder: str,
+        uploads: list[str] | None,
+        original_suffix: str,
+        retouched_suffix: str,
+        pairs_csv: str,
+        progress=gr.Progress(),
+    ):  # noqa: B008 (Gradio's injection idiom)
         def report_progress(done: int, total: int) -> None:
             progress(done / max(total, 1), desc=f"ingest: {done}/{total} files")
 
@@ -171,8 +190,9 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
             if uploads:
                 report, added = workspace.ingest_uploads(uploads, rule=rule, progress=report_progress)
             elif folder.strip():
-                report, added = workspace.ingest(folder.strip(), rule=rule, pairs_csv=pairs_csv.strip() or None,
-                                                 progress=report_progress)
+                report, added = workspace.ingest(
+                    folder.strip(), rule=rule, pairs_csv=pairs_csv.strip() or None, progress=report_progress
+                )
             else:
                 raise gr.Error("Give a folder of pairs or upload the files.")
         except AuthFaceError as error:
@@ -181,16 +201,20 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
 
     def publish(repo_id: str, license_id: str, oauth_token: gr.OAuthToken | None, progress=gr.Progress()):  # noqa: B008 (Gradio's injection idiom)
         try:
-            config = PublishConfig(repo_id=repo_id.strip(), license=license_id.strip() or "other",
-                                   guidelines=REVIEW_GUIDELINES)
+            config = PublishConfig(
+                repo_id=repo_id.strip(), license=license_id.strip() or "other", guidelines=REVIEW_GUIDELINES
+            )
             result = workspace.publish(
-                config, token=oauth_token.token if oauth_token else None,
+                config,
+                token=oauth_token.token if oauth_token else None,
                 progress=lambda done, total, path: progress(done / max(total, 1), desc=f"publish: {path}"),
             )
         except (AuthFaceError, ValueError) as error:
             raise gr.Error(str(error)) from None
-        summary = (f"Uploaded {len(result.uploaded)} new shard(s); {len(result.already_there)} found already there; "
-                   f"{result.published_pairs} pairs published in total.")
+        summary = (
+            f"Uploaded {len(result.uploaded)} new shard(s); {len(result.already_there)} found already there; "
+            f"{result.published_pairs} pairs published in total."
+        )
         return summary, workspace.counters_markdown()
 
     # -- layout ---------------------------------------------------------------------------
@@ -202,8 +226,9 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
         with gr.Row():
             if policy.require_login:
                 gr.LoginButton()
-            local_name = gr.Textbox(label="Your name", visible=not policy.require_login, scale=2,
-                                    elem_id="reviewer-name")
+            local_name = gr.Textbox(
+                label="Your name", visible=not policy.require_login, scale=2, elem_id="reviewer-name"
+            )
             queue = gr.Radio(["review", "adjudication"], value="review", label="Queue", scale=1)
             start_button = gr.Button("Start reviewing", variant="primary", elem_id="start-button", scale=1)
         with gr.Tab("Review"):
@@ -224,7 +249,7 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
                         with gr.Row():
                             original_image = gr.Image(label="Original", type="filepath", interactive=False)
                             retouched_image = gr.Image(label="Retouch", type="filepath", interactive=False)
-                    crops = gr.Gallery(label="100% crops: eyes and mouth", columns=4, height=260)
+                    crops = gr.Gallery(label="100% crops: eyes and mouth", columns=4, height=260, object_fit="contain")
                 with gr.Column(scale=1):
                     facts = gr.Markdown("Type your name and press **Start reviewing**.", elem_id="facts")
                     tags = gr.CheckboxGroup(list(PHOTO_ATTRIBUTES), label="Attributes the retouch changed")
@@ -233,8 +258,9 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
                     with gr.Accordion("Review guidelines", open=False):
                         gr.Markdown(REVIEW_GUIDELINES)
         with gr.Tab("Team"):
-            team = gr.Dataframe(headers=["reviewer", "accepted", "rejected", "skipped", "agreement"],
-                                value=workspace.reviewer_table)
+            team = gr.Dataframe(
+                headers=["reviewer", "accepted", "rejected", "skipped", "agreement"], value=workspace.reviewer_table
+            )
             refresh_team = gr.Button("Refresh")
         with gr.Tab("Ingest & publish"):
             with gr.Row():
@@ -242,8 +268,12 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
                 original_suffix = gr.Textbox(label="Original suffix", value="", scale=1)
                 retouched_suffix = gr.Textbox(label="Retouch suffix", value="_retouched", scale=1)
                 pairs_csv = gr.Textbox(label="…or a pairs CSV (original,retouched)", scale=2)
-            uploads = gr.File(label="…or upload pairs (named by the suffixes above)", file_count="multiple",
-                              type="filepath", file_types=[".jpg", ".jpeg", ".png", ".tif", ".tiff"])
+            uploads = gr.File(
+                label="…or upload pairs (named by the suffixes above)",
+                file_count="multiple",
+                type="filepath",
+                file_types=[".jpg", ".jpeg", ".png", ".tif", ".tiff"],
+            )
             ingest_button = gr.Button("Ingest")
             ingest_report = gr.Markdown()
             with gr.Row():
@@ -253,20 +283,34 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
             publish_report = gr.Markdown()
 
         # -- events ---------------------------------------------------------------------------
-        view_outputs = [pair_state, slider, ab_viewer, original_image, retouched_image, facts, counters, tags,
-                        caption, note, crops]
+        view_outputs = [
+            pair_state,
+            slider,
+            ab_viewer,
+            original_image,
+            retouched_image,
+            facts,
+            counters,
+            tags,
+            caption,
+            note,
+            crops,
+        ]
         decision_inputs = [reviewer_state, pair_state, queue, tags, caption, note]
         start_button.click(start, [local_name, queue], [reviewer_state, *view_outputs]).then(
-            load_crops, pair_state, crops)
+            load_crops, pair_state, crops
+        )
         for button, verdict in ((accept_button, "accept"), (reject_button, "reject"), (skip_button, "skip")):
             button.click(decide_with(verdict), decision_inputs, view_outputs, concurrency_limit=None).then(
-                load_crops, pair_state, crops)
+                load_crops, pair_state, crops
+            )
         undo_button.click(undo, [reviewer_state, queue], view_outputs).then(load_crops, pair_state, crops)
         flip_button.click(None, js=FLIP_JS)
         zoom_button.click(None, js=ZOOM_JS)
         refresh_team.click(workspace.reviewer_table, None, team)
-        ingest_button.click(ingest, [folder, uploads, original_suffix, retouched_suffix, pairs_csv],
-                            [ingest_report, counters])
+        ingest_button.click(
+            ingest, [folder, uploads, original_suffix, retouched_suffix, pairs_csv], [ingest_report, counters]
+        )
         publish_button.click(publish, [repo_id, license_id], [publish_report, counters])
         demo.load(None, js=KEYBOARD_JS)
     return demo

@@ -1,0 +1,50 @@
+"""Fixtures of the training tests: a tiny folder dataset of real aligned faces (torch runs on one
+thread, see tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+# FFHQ-aligned faces of ../shared/faces/hq_aligned (512 and 1024 px), frontal enough for dlib.
+TRAINING_FACES = ("gfpgan_00000000.png", "gpen_ffhq_00006.png", "gpen_ffhq_00007.png", "gpen_ffhq_00008.png")
+CAPTION = "a close-up portrait photo, soft window light, natural skin texture"
+
+
+@pytest.fixture(scope="session")
+def face_folder(shared_faces, tmp_path_factory):
+    """An ``imagefolder`` dataset: 4 aligned faces (copied into a temp dir, never the repo) + captions."""
+    folder = tmp_path_factory.mktemp("faces")
+    with (folder / "metadata.jsonl").open("w") as metadata:
+        for name in TRAINING_FACES:
+            shutil.copy(shared_faces / "hq_aligned" / name, folder / name)
+            metadata.write(json.dumps({"file_name": name, "caption": CAPTION}) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def datasets_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("datasets-cache")
+
+
+@pytest.fixture(scope="session")
+def training_argv(face_folder, datasets_cache):
+    """argv for a stage script: the tiny model on ``face_folder`` at 64 px, plus ``settings`` (flag=value)."""
+    from authface_core.training.config import config_to_argv
+
+    def make(output_dir, **settings) -> list[str]:
+        defaults = {
+            "pretrained_model_name_or_path": "tiny",
+            "train_data": face_folder,
+            "cache_dir": datasets_cache,
+            "output_dir": output_dir,
+            "resolution": 64,
+            "train_batch_size": 2,
+            "learning_rate": 1e-3,
+            "report_to": "none",
+        }
+        return config_to_argv({**defaults, **settings})
+
+    return make
