@@ -149,6 +149,21 @@ def denoising_start_index(num_inference_steps: int, fidelity: float) -> int:
     return num_inference_steps - steps_run
 
 
+def encode_sdxl_prompts(
+    prompts: list[str], tokenizers: tuple, text_encoders: tuple, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDXL text conditioning, shared by inference and training: (B, 77, D1 + D2) penultimate hidden
+    states of both encoders and the (B, P) pooled projection of the second; stock 77-token truncation."""
+    hidden_states = []
+    for tokenizer, text_encoder in zip(tokenizers, text_encoders, strict=True):
+        input_ids = tokenizer(
+            prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids
+        encoded = text_encoder(input_ids.to(device), output_hidden_states=True)
+        hidden_states.append(encoded.hidden_states[-2])
+    return torch.cat(hidden_states, dim=-1), encoded.text_embeds
+
+
 class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
     r"""Restore aligned faces with the AuthFace SDXL prior and a ControlNet on the degraded face.
 
@@ -230,20 +245,11 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
         The batch is encoded as a batch (not once and repeated), as the release does, because batched
         matrix products round differently from single ones.
         """
-        hidden_states = []
-        for tokenizer, text_encoder in ((self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)):
-            input_ids = tokenizer(
-                [prompt] * batch_size,
-                padding="max_length",
-                max_length=tokenizer.model_max_length,
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids
-            encoded = text_encoder(input_ids.to(device), output_hidden_states=True)
-            hidden_states.append(encoded.hidden_states[-2])
-        pooled = encoded.text_embeds  # text_encoder_2's projection, (B, P)
-        prompt_embeds = torch.cat(hidden_states, dim=-1).to(dtype=self.text_encoder_2.dtype, device=device)
-        return prompt_embeds, pooled.to(dtype=self.text_encoder_2.dtype, device=device)
+        prompt_embeds, pooled = encode_sdxl_prompts(
+            [prompt] * batch_size, (self.tokenizer, self.tokenizer_2), (self.text_encoder, self.text_encoder_2), device
+        )
+        dtype = self.text_encoder_2.dtype
+        return prompt_embeds.to(dtype=dtype, device=device), pooled.to(dtype=dtype, device=device)
 
     def check_inputs(
         self,

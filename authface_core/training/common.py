@@ -279,20 +279,6 @@ def freeze(*modules: torch.nn.Module) -> None:
 
 
 @torch.no_grad()
-def encode_prompts(
-    captions: list[str], tokenizers: tuple, text_encoders: tuple, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """SDXL text conditioning for a batch: (B, 77, D1 + D2) penultimate states, (B, P) pooled (text_encoder_2)."""
-    hidden_states = []
-    for tokenizer, text_encoder in zip(tokenizers, text_encoders, strict=True):
-        input_ids = tokenizer(
-            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-        ).input_ids.to(device)
-        encoded = text_encoder(input_ids, output_hidden_states=True)
-        hidden_states.append(encoded.hidden_states[-2])
-    return torch.cat(hidden_states, dim=-1), encoded.text_embeds
-
-
 def sdxl_time_ids(original_size: torch.Tensor, crop_top_left: torch.Tensor, target_size: int) -> torch.Tensor:
     """SDXL micro-conditioning (B, 6): original (h, w), crop (top, left), target (h, w)."""
     target = torch.tensor([target_size, target_size], device=original_size.device).expand_as(original_size)

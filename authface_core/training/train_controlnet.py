@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..degradations import PRESETS
+from ..pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
 from .common import (
     MetricsLog,
     add_shared_arguments,
@@ -36,7 +37,6 @@ from .common import (
     create_optimizer,
     effective_learning_rate,
     encode_pixels,
-    encode_prompts,
     export_pipeline,
     finish_step,
     freeze,
@@ -348,7 +348,7 @@ def main(args: argparse.Namespace) -> Path:
     if controlnet.dtype != torch.float32:
         raise ValueError(f"the ControlNet must be float32 for training, got {controlnet.dtype}; use --mixed_precision")
     controlnet.train()
-    prompt_embeds, pooled = encode_prompts(
+    prompt_embeds, pooled = encode_sdxl_prompts(
         [""], (base.tokenizer, base.tokenizer_2), (base.text_encoder, base.text_encoder_2), accelerator.device
     )
 

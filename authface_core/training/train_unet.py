@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
 from .common import (
     MetricsLog,
     add_shared_arguments,
@@ -33,7 +34,6 @@ from .common import (
     create_optimizer,
     effective_learning_rate,
     encode_pixels,
-    encode_prompts,
     export_pipeline,
     finish_step,
     freeze,
@@ -281,7 +281,7 @@ def main(args: argparse.Namespace) -> Path:
         if global_step >= plan.max_train_steps:
             break
         with accelerator.accumulate(unet):
-            prompt_embeds, pooled = encode_prompts(batch["caption"], tokenizers, text_encoders, accelerator.device)
+            prompt_embeds, pooled = encode_sdxl_prompts(batch["caption"], tokenizers, text_encoders, accelerator.device)
             loss = stage1_loss(
                 base.vae, unet, base.scheduler, batch, prompt_embeds, pooled, weight_dtype, args.resolution, generator
             )

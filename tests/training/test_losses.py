@@ -130,13 +130,14 @@ def test_predict_clean_latents_inverts_add_noise():
 
 @pytest.fixture(scope="module")
 def stage2_setup():
+    from authface_core.pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
     from authface_core.pipeline.tiny import build_tiny_components
-    from authface_core.training.common import encode_prompts, freeze
+    from authface_core.training.common import freeze
     from authface_core.training.train_controlnet import Stage2Models, new_controlnet
 
     components = build_tiny_components(seed=0)
     freeze(components["vae"], components["unet"], components["text_encoder"], components["text_encoder_2"])
-    prompt_embeds, pooled = encode_prompts(
+    prompt_embeds, pooled = encode_sdxl_prompts(
         [""],
         (components["tokenizer"], components["tokenizer_2"]),
         (components["text_encoder"], components["text_encoder_2"]),

@@ -16,7 +16,8 @@ def _fixed_evaluation_loss(controlnet, face_folder, datasets_cache) -> float:
     """Mean diffusion loss of the 4 faces under 4 fixed noise draws: the same batch, noise and
     timesteps for any ControlNet."""
     from authface_core.degradations import PRESETS
-    from authface_core.training.common import encode_prompts, load_base_components
+    from authface_core.pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
+    from authface_core.training.common import load_base_components
     from authface_core.training.data import collate_examples, load_face_dataset, prepare_faces, stage2_example
     from authface_core.training.losses import FacialLossConfig
     from authface_core.training.train_controlnet import Stage2Models, stage2_losses
@@ -37,7 +38,7 @@ def _fixed_evaluation_loss(controlnet, face_folder, datasets_cache) -> float:
             for i in range(len(faces))
         ]
     )
-    prompt_embeds, pooled = encode_prompts(
+    prompt_embeds, pooled = encode_sdxl_prompts(
         [""], (base.tokenizer, base.tokenizer_2), (base.text_encoder, base.text_encoder_2), "cpu"
     )
     models = Stage2Models(base.vae, base.unet, controlnet, base.scheduler, prompt_embeds, pooled)
