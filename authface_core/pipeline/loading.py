@@ -151,23 +151,30 @@ def read_pre_img_encoder_flag(folder: Path) -> bool:
     return bool(json.loads(config_path.read_text()).get("use_pre_img_encoder", False))
 
 
-def load_components(folder: Path, dtype) -> dict:
-    """Each component of the released layout with its stock class; the VAE stays float32."""
+def load_components(folder: Path, dtype, *, require_controlnet: bool = True, variant: str | None = None) -> dict:
+    """Each component of the released layout with its stock class; the VAE stays float32.
+
+    With ``require_controlnet=False`` an SDXL base folder (no ``controlnet/``, as training starts
+    from) loads too, with ``"controlnet": None``. ``variant`` picks weight files such as
+    ``diffusion_pytorch_model.fp16.safetensors`` (the SDXL base ships fp16 variants).
+    """
     import torch
     from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-    missing = [name for name in COMPONENT_FOLDERS if not (folder / name).is_dir()]
+    has_controlnet = (folder / "controlnet").is_dir()
+    required = COMPONENT_FOLDERS if require_controlnet else [name for name in COMPONENT_FOLDERS if name != "controlnet"]
+    missing = [name for name in required if not (folder / name).is_dir()]
     if missing:
         raise CheckpointNotFoundError(
             f"{folder}: not an AuthFace checkpoint, missing folder(s) {', '.join(missing)}. {_FIX_HINT}"
         )
-    if read_pre_img_encoder_flag(folder):
+    if has_controlnet and read_pre_img_encoder_flag(folder):
         raise UnsupportedCheckpointError(
             f"{folder}/controlnet/config.json has use_pre_img_encoder: true (a 4-channel latent conditioning). "
             "The released AuthFace ControlNet uses false (3-channel pixels), the only variant supported here."
         )
-    weights = {"dtype": dtype, "use_safetensors": True}
+    weights = {"dtype": dtype, "use_safetensors": True, "variant": variant}
     try:
         scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
         if scheduler.config.timestep_spacing == "linspace":
@@ -185,8 +192,8 @@ def load_components(folder: Path, dtype) -> dict:
                 folder, subfolder="text_encoder_2", attn_implementation="eager", **weights
             ),
             "unet": UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **weights),
-            "controlnet": _load_released_controlnet(ControlNetModel, folder, weights),
-            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae", dtype=torch.float32, use_safetensors=True),
+            "controlnet": _load_released_controlnet(ControlNetModel, folder, weights) if has_controlnet else None,
+            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae", **{**weights, "dtype": torch.float32}),
         }
     except (OSError, ValueError) as error:
         if isinstance(error, UnsupportedCheckpointError):

@@ -234,36 +234,12 @@ class BaseComponents:
 
 
 def load_base_components(model: str, *, revision: str | None = None, variant: str | None = None) -> BaseComponents:
-    """Load an SDXL base (no ControlNet) or an AuthFace checkpoint with the stock classes, safetensors only."""
-    from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    from ..pipeline.loading import is_smoke_test_checkpoint, locate_checkpoint
+    """Load an SDXL base (no ControlNet) or an AuthFace checkpoint in float32, safetensors only."""
+    from ..pipeline.loading import is_smoke_test_checkpoint, load_components, locate_checkpoint
 
     folder = locate_checkpoint(model, revision)
-    required = ("scheduler", "tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2", "vae", "unet")
-    missing = [name for name in required if not (folder / name).is_dir()]
-    if missing:
-        raise CheckpointNotFoundError(f"{folder}: not an SDXL checkpoint folder, missing {', '.join(missing)}")
-    weights = {"use_safetensors": True, "variant": variant}
-    try:
-        controlnet = None
-        if (folder / "controlnet").is_dir():
-            controlnet = ControlNetModel.from_pretrained(folder, subfolder="controlnet", **weights)
-        return BaseComponents(
-            folder=folder,
-            scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler"),
-            tokenizer=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer"),
-            tokenizer_2=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer_2"),
-            text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **weights),
-            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2", **weights),
-            vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", **weights),
-            unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **weights),
-            controlnet=controlnet,
-            smoke_test_model=is_smoke_test_checkpoint(folder),
-        )
-    except (OSError, ValueError) as error:
-        raise CheckpointNotFoundError(f"{folder}: cannot load the base checkpoint ({error})") from None
+    components = load_components(folder, torch.float32, require_controlnet=False, variant=variant)
+    return BaseComponents(folder=folder, smoke_test_model=is_smoke_test_checkpoint(folder), **components)
 
 
 def place(module: torch.nn.Module, device: torch.device | str, dtype: torch.dtype) -> torch.nn.Module:
