@@ -94,10 +94,11 @@ class Workspace:
         if pair_id is None:
             return None
         pair = self.store.pair(pair_id)
+        original_preview, retouched_preview = self.cache.pair_screen_paths(pair)
         view = PairView(
             pair_id=pair_id,
-            original_preview=self.cache.screen_path(pair.original_path, pair.original_sha256),
-            retouched_preview=self.cache.screen_path(pair.retouched_path, pair.retouched_sha256),
+            original_preview=original_preview,
+            retouched_preview=retouched_preview,
             facts_markdown=facts_markdown(pair.facts),
             queue=queue,
         )
