@@ -25,9 +25,8 @@ import numpy as np
 from PIL import ExifTags, Image, ImageCms
 from scipy.fft import dctn
 
-from ..errors import InvalidImageError
+from ..errors import InvalidImageError, PairingError
 from ..io import open_image
-from ..errors import PairingError
 from .previews import PreviewCache
 from .store import PairRecord
 
