@@ -56,7 +56,8 @@ def run(args) -> int:
             print(json.dumps(report), flush=True)
         else:
             chosen = sum(entry["selected"] for entry in report["faces"])
-            print(f"{path}: {len(faces)} face(s), {chosen} selected", flush=True)
+            found = f"{len(faces)} face(s), {chosen} selected" if faces else "no face found (a photo, not an error)"
+            print(f"{path}: {found}", flush=True)
             for entry in report["faces"]:
                 box = entry["box"]
                 note = "selected" if entry["selected"] else f"skipped ({entry.get('skipped_because')})"

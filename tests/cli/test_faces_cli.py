@@ -46,3 +46,15 @@ def test_faces_cli_selection_and_folders(tmp_path, shared_faces):
         assert sum(face["selected"] for face in report["faces"]) == 1
         skipped = [face for face in report["faces"] if not face["selected"]]
         assert all(face["skipped_because"] == "not the largest face" for face in skipped)
+
+
+def test_faces_cli_says_when_a_photo_has_no_face(tmp_path):
+    from skimage import data
+
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(data.coffee()).save(photo)
+    result = run_cli(str(photo))
+    assert result.returncode == 0, result.stderr  # no face is a result, not a failure
+    assert f"{photo}: no face found" in result.stdout
+    as_json = json.loads(run_cli(str(photo), "--json").stdout)
+    assert as_json["faces"] == []
