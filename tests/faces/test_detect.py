@@ -90,3 +90,12 @@ def test_landmark_schemes_are_validated():
         Landmarks(np.zeros((5, 2)), "dlib68")
     with pytest.raises(ValueError, match="scheme must be one of"):
         Landmarks(np.zeros((5, 2)), "retinaface")
+
+
+def test_cnn_detector_finds_the_same_face(astronaut):
+    hog = detect_faces(astronaut)[0].box
+    cnn = detect_faces(astronaut, detector="cnn", max_side=256)[0].box
+    assert abs(cnn.center[0] - hog.center[0]) < 0.25 * hog.width
+    assert abs(cnn.center[1] - hog.center[1]) < 0.25 * hog.height
+    with pytest.raises(ValueError, match="detector must be one of"):
+        detect_faces(astronaut, detector="retinaface")
