@@ -15,6 +15,8 @@ try:  # ZeroGPU wants `spaces` imported before anything initialises CUDA (torch,
 except ImportError:
     spaces = None
 
+from authface_core.pipeline.constants import DEFAULT_MODEL_ID, MODEL_ENV_VAR  # plain strings: no torch, no CUDA
+
 # The longest a ZeroGPU Space may hold the GPU for one restoration: 50 SDXL steps on a few faces.
 ZEROGPU_SECONDS = 120
 
@@ -24,9 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="AuthFace Studio restoration demo (Gradio).")
     parser.add_argument(
         "--model",
-        default=os.environ.get("AUTHFACE_MODEL"),
+        default=os.environ.get(MODEL_ENV_VAR),
         help="Hub id, local checkpoint folder, or 'tiny' (random-weight smoke test). "
-        "Default: $AUTHFACE_MODEL, else Ethanliang99/AuthFace.",
+        f"Default: ${MODEL_ENV_VAR}, else {DEFAULT_MODEL_ID}.",
     )
     parser.add_argument("--host", default=None, help="Address to serve on. Default: $GRADIO_SERVER_NAME or 127.0.0.1.")
     parser.add_argument("--port", type=int, default=None, help="Port. Default: $GRADIO_SERVER_PORT or 7860.")

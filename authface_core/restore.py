@@ -44,6 +44,9 @@ from .pipeline.constants import (
 
 FACE_SELECTION_MODES = SELECTION_MODES  # re-exported for the apps, which import only this module
 MIN_FACE_SIZE_PX, MAX_FACE_SIZE_PX = 32, 2048
+# Upper bounds this project sets on the settings (the release runs guidance 8).
+MAX_GUIDANCE_SCALE = 30.0
+MAX_BATCH_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,10 @@ class RestoreConfig:
         _check_int("num_inference_steps", self.num_inference_steps, 1, MAX_INFERENCE_STEPS)
         if not (isinstance(self.fidelity, (int, float)) and 0.0 <= self.fidelity <= 1.0):
             raise ValueError(f"fidelity must be a number in [0, 1], got {self.fidelity!r}")
-        if not (isinstance(self.guidance_scale, (int, float)) and 0.0 <= self.guidance_scale <= 30.0):
-            raise ValueError(f"guidance_scale must be a number in [0, 30], got {self.guidance_scale!r}")
+        if not (isinstance(self.guidance_scale, (int, float)) and 0.0 <= self.guidance_scale <= MAX_GUIDANCE_SCALE):
+            raise ValueError(
+                f"guidance_scale must be a number in [0, {MAX_GUIDANCE_SCALE:g}], got {self.guidance_scale!r}"
+            )
         if self.seed is not None:
             _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_choice("scheduler", self.scheduler, SCHEDULER_NAMES)
@@ -102,12 +107,13 @@ class RestoreConfig:
         _check_int("min_face_size", self.min_face_size, 0, 100_000)
         _check_int("upscale", self.upscale, 1, MAX_UPSCALE)
         _check_int("preview_every", self.preview_every, 0, MAX_INFERENCE_STEPS)
-        _check_int("max_batch_size", self.max_batch_size, 1, 64)
+        _check_int("max_batch_size", self.max_batch_size, 1, MAX_BATCH_SIZE)
         for name in ("prompt", "negative_prompt"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
+        """Every setting as plain JSON values (the CLI's sidecar records them)."""
         return dataclasses.asdict(self)
 
 
@@ -121,7 +127,8 @@ def _check_choice(name: str, value, choices: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-# This project's fast path: a multistep solver at 20 steps instead of 50 DDPM steps.
+# The released settings, and this project's fast path: a multistep solver at 20 steps instead of 50 DDPM steps.
+RELEASED_PRESET = RestoreConfig()
 FAST_PRESET = RestoreConfig(scheduler="dpmpp", num_inference_steps=20)
 
 
@@ -168,6 +175,13 @@ class RestoreResult:
 ProgressCallback = Callable[[StepProgress], None]
 
 
+def describe_progress(step: StepProgress, batch_size: int) -> str:
+    """'Faces 1-4 of 6: step 12 of 50', where ``batch_size`` is the ``max_batch_size`` the faces ran with."""
+    last = min(step.face_index + batch_size, step.num_faces)
+    faces = f"Face {last}" if last == step.face_index + 1 else f"Faces {step.face_index + 1}-{last}"
+    return f"{faces} of {step.num_faces}: step {step.step} of {step.num_steps}"
+
+
 def draw_seed() -> int:
     """A fresh seed of 32 bits: exact in a browser's number box (53 bits), so a shown seed reproduces the run."""
     return secrets.randbits(32)
@@ -203,12 +217,11 @@ def restore_faces(
     Sets ``pipe``'s scheduler to ``config.scheduler``: share a pipeline between threads only behind a lock
     (or a Gradio ``concurrency_limit`` of 1).
     """
-    import torch
+    from .pipeline.pipeline_authface_sdxl import seeded_generator
 
     pipe.set_scheduler(config.scheduler)
-    device = pipe._execution_device
     seed = config.seed if config.seed is not None else draw_seed()
-    generator = torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(seed)
+    generator = seeded_generator(seed, pipe._execution_device)
     restored = []
     for start in range(0, len(faces), config.max_batch_size):
         batch = faces[start : start + config.max_batch_size]
@@ -246,6 +259,7 @@ def _step_callback(progress_callback: ProgressCallback | None, config: RestoreCo
 
 
 def _restore_aligned(rgb, alpha, pipe, config, progress_callback) -> RestoreResult:
+    """The aligned path: the whole image, resized to the face size, is the one face."""
     size = config.face_size
     input_face = _resize(rgb, size, size)
     restored_face = restore_faces(pipe, input_face[None], config, progress_callback=progress_callback)[0]
@@ -262,6 +276,7 @@ def _restore_aligned(rgb, alpha, pipe, config, progress_callback) -> RestoreResu
 
 
 def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> RestoreResult:
+    """The whole-photo path: detect, select, align, restore, paste back (module doc)."""
     height, width = rgb.shape[:2]
     selection = select_faces(
         detect_faces(rgb), (width, height), mode=config.face_selection, min_size=config.min_face_size
@@ -294,10 +309,22 @@ def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> Resto
 def _authenticity(
     input_face: np.ndarray, restored_face: np.ndarray, config: RestoreConfig
 ) -> AuthenticityReport | None:
+    """The face's authenticity report, or None when ``config.check_identity`` is off."""
     return authenticity_report(input_face, restored_face) if config.check_identity else None
 
 
+def input_at_output_size(image: np.ndarray | LoadedImage, result: RestoreResult) -> np.ndarray:
+    """The input resampled to ``result.image``'s (H, W, 3) size, so a before/after view compares pixels: the
+    photo upscaled as the result was, or on the aligned path the face crop resized as the restoration was."""
+    if result.config.aligned:
+        height, width = result.image.shape[:2]
+        return _resize(result.faces[0].input_face, width, height)
+    rgb, _, _ = _unpack_image(image)
+    return upscale_image(rgb, result.config.upscale)
+
+
 def _unpack_image(image) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(rgb, alpha, source name) of a LoadedImage or a bare (H, W, 3) uint8 array."""
     if isinstance(image, LoadedImage):
         return image.rgb, image.alpha, image.source
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):

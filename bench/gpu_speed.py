@@ -36,7 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from authface_core.pipeline.constants import (  # noqa: E402
+    MAX_INFERENCE_STEPS,
+    RELEASED_FACE_SIZE,
+    RELEASED_GUIDANCE_SCALE,
+    RELEASED_NUM_INFERENCE_STEPS,
+    RELEASED_SEED,
+)
 from authface_core.pipeline.loading import optimize_for_speed  # noqa: E402
+from authface_core.pipeline.pipeline_authface_sdxl import seeded_generator  # noqa: E402
+from authface_core.restore import FAST_PRESET  # noqa: E402
 
 # Public configs: stabilityai/stable-diffusion-xl-base-1.0 unet/, vae/, text_encoder/, text_encoder_2/.
 SDXL_UNET_CONFIG = dict(
@@ -89,11 +98,15 @@ CLIP_BIGG_CONFIG = dict(
 CONTROLNET_EMBEDDING_CHANNELS = (16, 32, 96, 256)
 # Dense fp16/bf16 tensor-core peak, TFLOP/s (H100 as quoted in issue 3; override with --peak-tflops).
 PEAK_TFLOPS = {"H100": 790.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
-FACE_SIZE = 512
+TINY_FACE_SIZE = 64  # 8x8 latents, as the tiny-model tests use
+# The denoiser's cost does not depend on the timestep; the FLOP count uses this one.
+FLOP_COUNT_TIMESTEP = 500
 
 
 @dataclass
 class Measurement:
+    """One timed (configuration, batch size): seconds per face, peak memory and the denoiser's FLOP rate."""
+
     config: str
     scheduler: str
     steps: int
@@ -154,7 +167,8 @@ def build_pipeline(tiny: bool, device: torch.device, dtype: torch.dtype):
 
 
 def set_attention(pipe, kind: str) -> str:
-    """ "xformers" (as released) where installed, else "eager" (classic attention); or "sdpa"."""
+    """Set the UNet's and ControlNet's attention and return the one used: for ``kind="released"``,
+    xformers (as released) where installed, else "eager" (classic attention); otherwise "eager" or "sdpa"."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
     if kind == "released":
@@ -177,8 +191,9 @@ def denoiser_flops(pipe, batch: int, face_size: int, guidance: bool) -> int:
     device, dtype = pipe.unet.device, pipe.unet.dtype
     rows = batch * (2 if guidance else 1)
     latent = face_size // pipe.vae_scale_factor
-    sample = torch.randn(rows, 4, latent, latent, device=device, dtype=dtype)
-    text = torch.randn(rows, 77, pipe.unet.config.cross_attention_dim, device=device, dtype=dtype)
+    sample = torch.randn(rows, pipe.unet.config.in_channels, latent, latent, device=device, dtype=dtype)
+    tokens = pipe.tokenizer.model_max_length
+    text = torch.randn(rows, tokens, pipe.unet.config.cross_attention_dim, device=device, dtype=dtype)
     pooled = torch.randn(rows, pipe.text_encoder_2.config.projection_dim, device=device, dtype=dtype)
     added = {
         "text_embeds": pooled,
@@ -190,11 +205,16 @@ def denoiser_flops(pipe, batch: int, face_size: int, guidance: bool) -> int:
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         down, mid = pipe.controlnet(
-            sample, 500, encoder_hidden_states=text, controlnet_cond=control, added_cond_kwargs=added, return_dict=False
+            sample,
+            FLOP_COUNT_TIMESTEP,
+            encoder_hidden_states=text,
+            controlnet_cond=control,
+            added_cond_kwargs=added,
+            return_dict=False,
         )
         pipe.unet(
             sample,
-            500,
+            FLOP_COUNT_TIMESTEP,
             encoder_hidden_states=text,
             down_block_additional_residuals=down,
             mid_block_additional_residual=mid,
@@ -205,6 +225,7 @@ def denoiser_flops(pipe, batch: int, face_size: int, guidance: bool) -> int:
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA work, so the clock measures it (a no-op on CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -217,7 +238,7 @@ def time_pipeline(
     pipe.set_scheduler(scheduler)
 
     def call():
-        generator = torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(123)
+        generator = seeded_generator(RELEASED_SEED, device)
         pipe(faces, num_inference_steps=steps, guidance_scale=guidance, generator=generator)
 
     start = time.perf_counter()
@@ -236,6 +257,7 @@ def time_pipeline(
 
 
 def peak_tflops(device: torch.device, override: float | None) -> float | None:
+    """The GPU's dense peak in TFLOP/s: ``override``, else ``PEAK_TFLOPS`` by device name; None if unknown."""
     if override:
         return override
     if device.type != "cuda":
@@ -257,6 +279,7 @@ class Plan:
 
 
 def plans_for(args, device: torch.device) -> list[Plan]:
+    """The released setup (DDPM, fp16) and the fast one (the fast preset's scheduler, bf16, SDPA); fp32 on CPU."""
     on_gpu = device.type == "cuda"  # fp16/bf16 matmuls on CPU are slow emulations: time the CPU in fp32
     released, fast = args.released_steps, args.fast_steps
     return [
@@ -268,14 +291,15 @@ def plans_for(args, device: torch.device) -> list[Plan]:
             torch.bfloat16 if on_gpu else torch.float32,
             "sdpa",
             True,
-            (("fast", "dpmpp", fast), (f"fast@{released}", "dpmpp", released)),
+            (("fast", FAST_PRESET.scheduler, fast), (f"fast@{released}", FAST_PRESET.scheduler, released)),
         ),
     ]
 
 
 def run(args) -> tuple[list[Measurement], int]:
+    """Time every plan at every batch size, printing each row; returns the rows and the FLOPs of one face's pass."""
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    face_size = args.face_size or (64 if args.tiny else FACE_SIZE)
+    face_size = args.face_size or (TINY_FACE_SIZE if args.tiny else RELEASED_FACE_SIZE)
     faces_all = np.random.default_rng(0).integers(0, 256, (max(args.batches), face_size, face_size, 3), dtype=np.uint8)
     peak = peak_tflops(device, args.peak_tflops)
     results = []
@@ -319,6 +343,7 @@ def run(args) -> tuple[list[Measurement], int]:
 
 
 def format_row(m: Measurement) -> str:
+    """One measurement as a fixed-width line of the printed table."""
     memory = f"{m.peak_memory_gb:6.2f} GB" if m.peak_memory_gb is not None else "     n/a"
     fraction = f"{100 * m.fraction_of_peak:5.1f}%" if m.fraction_of_peak is not None else "  n/a"
     return (
@@ -329,21 +354,39 @@ def format_row(m: Measurement) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module doc); refuses batch sizes, repeats and step counts out of range."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--tiny", action="store_true", help="the tiny random model instead of full-size SDXL (CPU smoke run)"
     )
     parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8], help="faces per call (default 1 4 8)")
-    parser.add_argument("--fast-steps", type=int, default=20, help="steps of the fast path (default 20)")
     parser.add_argument(
-        "--released-steps", type=int, default=50, help="steps of the released configuration (default 50)"
+        "--fast-steps",
+        type=int,
+        default=FAST_PRESET.num_inference_steps,
+        help=f"steps of the fast path (default {FAST_PRESET.num_inference_steps})",
     )
-    parser.add_argument("--guidance", type=float, default=8.0, help="CFG scale (default 8, as released)")
+    parser.add_argument(
+        "--released-steps",
+        type=int,
+        default=RELEASED_NUM_INFERENCE_STEPS,
+        help=f"steps of the released configuration (default {RELEASED_NUM_INFERENCE_STEPS})",
+    )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=RELEASED_GUIDANCE_SCALE,
+        help=f"CFG scale (default {RELEASED_GUIDANCE_SCALE:g}, as released)",
+    )
     parser.add_argument(
         "--repeats", type=int, default=2, help="timed calls per measurement after one warm-up (default 2)"
     )
-    parser.add_argument("--face-size", type=int, help="face side in px (default 512; 64 with --tiny)")
+    parser.add_argument(
+        "--face-size",
+        type=int,
+        help=f"face side in px (default {RELEASED_FACE_SIZE}; {TINY_FACE_SIZE} with --tiny)",
+    )
     parser.add_argument(
         "--no-compile", dest="compile", action="store_false", help="skip torch.compile on the fast path"
     )
@@ -353,13 +396,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args(argv)
     if any(batch < 1 for batch in args.batches) or args.repeats < 1:
-        parser.error("--batches and --repeats must be >= 1")
-    if not (1 <= args.fast_steps <= 100 and 1 <= args.released_steps <= 100):
-        parser.error("--fast-steps and --released-steps must be in [1, 100]")
+        parser.error(f"--batches and --repeats must be >= 1, got --batches {args.batches} --repeats {args.repeats}")
+    if not (1 <= args.fast_steps <= MAX_INFERENCE_STEPS and 1 <= args.released_steps <= MAX_INFERENCE_STEPS):
+        parser.error(
+            f"--fast-steps and --released-steps must be in [1, {MAX_INFERENCE_STEPS}], "
+            f"got {args.fast_steps} and {args.released_steps}"
+        )
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; with ``--json`` also write the FLOPs per pass and every measurement."""
     args = parse_args(argv)
     results, flops_per_face_pass = run(args)
     if args.json:

@@ -31,9 +31,12 @@ from authface_core.pipeline.loading import load_pipeline
 from authface_core.restore import (
     FACE_SELECTION_MODES,
     FAST_PRESET,
+    RELEASED_PRESET,
     RestoreConfig,
     RestoreResult,
     StepProgress,
+    describe_progress,
+    input_at_output_size,
     restore_image,
 )
 
@@ -44,7 +47,6 @@ MODES = {"whole photo": False, "aligned face": True}
 MAX_SEED = 2**53 - 1  # the largest integer a browser number holds exactly
 REPORT_HEADERS = ["face", "identity similarity", "landmark shift (px)", "verdict", "note"]
 REPORT_COLUMN_WIDTHS = ["7%", "13%", "13%", "17%", "50%"]
-RELEASED = RestoreConfig()
 PREVIEW_ZOOM = 4  # the pipeline's previews are 1/8 of the face size: show them at half of it
 # Results (Gradio's cache and our PNGs) are kept this long, then deleted: enough to download them.
 KEEP_RESULTS_S = 3600
@@ -107,13 +109,6 @@ def stream_restore(image, pipe, config: RestoreConfig) -> Iterator[StepProgress 
             yield future.result()
         finally:
             cancelled.set()
-
-
-def progress_text(step: StepProgress, batch_size: int) -> str:
-    """'Faces 1-4 of 6: step 12 of 50' (the faces of one batch advance together)."""
-    last = min(step.face_index + batch_size, step.num_faces)
-    faces = f"Face {last}" if last == step.face_index + 1 else f"Faces {step.face_index + 1}-{last}"
-    return f"{faces} of {step.num_faces}: step {step.step} of {step.num_steps}"
 
 
 def report_rows(result: RestoreResult) -> list[list[object]]:
@@ -219,7 +214,7 @@ def build_demo(model: str | None = None, *, gpu: Callable[[Callable], Callable] 
             progress(0, desc="Starting" if config.aligned else "Finding faces")
             for event in stream_restore(loaded, pipe, config):
                 if isinstance(event, StepProgress):
-                    progress((event.step, event.num_steps), desc=progress_text(event, config.max_batch_size))
+                    progress((event.step, event.num_steps), desc=describe_progress(event, config.max_batch_size))
                     if event.preview is not None:
                         yield upscale_image(event.preview, PREVIEW_ZOOM), *[gr.skip()] * 6  # the rest waits
                     continue
@@ -233,7 +228,7 @@ def build_demo(model: str | None = None, *, gpu: Callable[[Callable], Callable] 
             gr.Warning(f"Look twice at face {', '.join(flagged)}: see the authenticity report.")
         yield (
             None,  # the live estimate has done its job
-            (upscale_image(loaded.rgb, config.upscale), result.image),  # same size: the slider compares pixels
+            (input_at_output_size(loaded, result), result.image),  # same size: the slider compares pixels
             face_gallery(result),
             report_rows(result),
             str(write_download(result, source, Path(downloads.name))),
@@ -266,31 +261,38 @@ def build_demo(model: str | None = None, *, gpu: Callable[[Callable], Callable] 
                     info="'aligned face': the photo is already a centred, FFHQ-aligned face crop",
                 )
                 steps = gr.Slider(
-                    1, MAX_INFERENCE_STEPS, value=RELEASED.num_inference_steps, step=1, label="Steps", elem_id="steps"
+                    1,
+                    MAX_INFERENCE_STEPS,
+                    value=RELEASED_PRESET.num_inference_steps,
+                    step=1,
+                    label="Steps",
+                    elem_id="steps",
                 )
                 fidelity = gr.Slider(
                     0,
                     1,
-                    value=RELEASED.fidelity,
+                    value=RELEASED_PRESET.fidelity,
                     step=0.05,
                     label="Fidelity",
                     info="higher keeps closer to the input, lower restores more",
                     elem_id="fidelity",
                 )
                 with gr.Accordion("More settings", open=False):
-                    guidance = gr.Slider(1, 20, value=RELEASED.guidance_scale, step=0.5, label="Guidance")
+                    guidance = gr.Slider(1, 20, value=RELEASED_PRESET.guidance_scale, step=0.5, label="Guidance")
                     scheduler = gr.Dropdown(
                         list(SCHEDULER_NAMES),
-                        value=RELEASED.scheduler,
+                        value=RELEASED_PRESET.scheduler,
                         label="Scheduler",
                         info="ddpm: as released; dpmpp: the fast preset's",
                     )
                     faces = gr.Radio(
-                        list(FACE_SELECTION_MODES), value=RELEASED.face_selection, label="Faces to restore"
+                        list(FACE_SELECTION_MODES), value=RELEASED_PRESET.face_selection, label="Faces to restore"
                     )
-                    upscale = gr.Slider(1, MAX_UPSCALE, value=RELEASED.upscale, step=1, label="Output upscale")
+                    upscale = gr.Slider(1, MAX_UPSCALE, value=RELEASED_PRESET.upscale, step=1, label="Output upscale")
                     with gr.Row():
-                        seed = gr.Number(value=RELEASED.seed, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                        seed = gr.Number(
+                            value=RELEASED_PRESET.seed, precision=0, label="Seed", minimum=0, maximum=MAX_SEED
+                        )
                         randomize = gr.Checkbox(value=False, label="Random seed")
                 with gr.Row():
                     fast = gr.Button("Fast preset", size="sm")
@@ -338,7 +340,7 @@ def build_demo(model: str | None = None, *, gpu: Callable[[Callable], Callable] 
             api_visibility="private",
         )
         released.click(
-            lambda: preset_widgets(RELEASED),
+            lambda: preset_widgets(RELEASED_PRESET),
             outputs=[steps, fidelity, guidance, scheduler],
             queue=False,
             api_visibility="private",

@@ -17,7 +17,8 @@ T = TypeVar("T")
 
 @dataclass
 class BatchReport:
-    """What happened to each input: results in input order, failures as (path, message)."""
+    """What happened to each input, in input order: results as (path, value), failures and deliberate
+    skips as (path, message)."""
 
     results: list[tuple[Path, object]] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
@@ -25,6 +26,7 @@ class BatchReport:
 
     @property
     def exit_code(self) -> int:
+        """The process exit status: 1 if any input failed (skips are not failures), else 0."""
         return 1 if self.failures else 0
 
 

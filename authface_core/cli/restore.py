@@ -15,20 +15,30 @@ import time
 from pathlib import Path
 
 HELP = "Restore faces in photos or aligned crops with AuthFace (folders, resume, JSON sidecars)."
+SMOKE_TEST_WARNING = "smoke-test model with random weights: this output is not a restoration"
+# --seed value that asks for a freshly drawn seed (reported in the sidecar).
+DRAW_SEED_FLAG = -1
 
 
 def add_arguments(parser) -> None:
-    from ..pipeline.constants import COLOR_FIX_METHODS, MAX_INFERENCE_STEPS, SCHEDULER_NAMES
-    from ..restore import FACE_SELECTION_MODES, RestoreConfig
+    """The ``restore`` flags; the defaults shown are the released settings of :class:`RestoreConfig`."""
+    from ..pipeline.constants import (
+        COLOR_FIX_METHODS,
+        DEFAULT_MODEL_ID,
+        MAX_INFERENCE_STEPS,
+        MODEL_ENV_VAR,
+        SCHEDULER_NAMES,
+    )
+    from ..restore import FACE_SELECTION_MODES, MAX_UPSCALE, RELEASED_PRESET
 
-    defaults = RestoreConfig()
+    defaults = RELEASED_PRESET
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for restored images and their .json sidecars")
     model = parser.add_argument_group("model")
     model.add_argument(
         "--model",
         help="Hub id, local checkpoint folder, or 'tiny' (random smoke-test model); "
-        "default $AUTHFACE_MODEL or Ethanliang99/AuthFace",
+        f"default ${MODEL_ENV_VAR} or {DEFAULT_MODEL_ID}",
     )
     model.add_argument("--revision", help="Hub branch, tag or commit")
     model.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
@@ -49,24 +59,34 @@ def add_arguments(parser) -> None:
         help=f"denoising steps, 1 to {MAX_INFERENCE_STEPS} (default {defaults.num_inference_steps})",
     )
     sampling.add_argument(
-        "--fidelity", type=float, help="0 = released (full prior) ... 1 = stay with the input (default 0)"
+        "--fidelity",
+        type=float,
+        help=f"0 = released (full prior) ... 1 = stay with the input (default {defaults.fidelity:g})",
     )
     sampling.add_argument(
         "--guidance", type=float, help=f"classifier-free guidance scale (default {defaults.guidance_scale:g})"
     )
-    sampling.add_argument("--seed", type=int, help=f"random seed (default {defaults.seed}; -1 draws a fresh one)")
-    sampling.add_argument("--scheduler", choices=SCHEDULER_NAMES, help="default ddpm (as released)")
+    sampling.add_argument(
+        "--seed", type=int, help=f"random seed (default {defaults.seed}; {DRAW_SEED_FLAG} draws a fresh one)"
+    )
+    sampling.add_argument("--scheduler", choices=SCHEDULER_NAMES, help=f"default {defaults.scheduler} (as released)")
     sampling.add_argument("--prompt", help="positive prompt (default: the released one)")
     sampling.add_argument("--negative-prompt", help="negative prompt (default: the released one)")
-    sampling.add_argument("--color-fix", choices=COLOR_FIX_METHODS, help="default wavelet (as released)")
+    sampling.add_argument("--color-fix", choices=COLOR_FIX_METHODS, help=f"default {defaults.color_fix} (as released)")
     faces = parser.add_argument_group("faces")
     faces.add_argument("--aligned", action="store_true", help="inputs are already aligned face crops (no detection)")
     faces.add_argument(
         "--face-size", type=int, help=f"aligned face size in px, a multiple of 8 (default {defaults.face_size})"
     )
-    faces.add_argument("--select", choices=FACE_SELECTION_MODES, help="which faces to restore (default all)")
-    faces.add_argument("--min-face-size", type=int, help="skip faces smaller than this many px (default 0)")
-    faces.add_argument("--upscale", type=int, help="output scale of the whole photo, 1 to 4 (default 1)")
+    faces.add_argument(
+        "--select", choices=FACE_SELECTION_MODES, help=f"which faces to restore (default {defaults.face_selection})"
+    )
+    faces.add_argument(
+        "--min-face-size", type=int, help=f"skip faces smaller than this many px (default {defaults.min_face_size})"
+    )
+    faces.add_argument(
+        "--upscale", type=int, help=f"output scale of the whole photo, 1 to {MAX_UPSCALE} (default {defaults.upscale})"
+    )
     faces.add_argument("--batch-size", type=int, help=f"faces per pipeline call (default {defaults.max_batch_size})")
     faces.add_argument("--no-identity-check", action="store_true", help="skip the authenticity report per face")
     parser.add_argument("--overwrite", action="store_true", help="restore again even where an output exists")
@@ -91,12 +111,12 @@ _FLAG_FIELDS = {
 
 def config_from_args(args):
     """The RestoreConfig the flags ask for: released defaults (or the fast preset), then each flag given."""
-    from ..restore import FAST_PRESET, RestoreConfig
+    from ..restore import FAST_PRESET, RELEASED_PRESET
 
-    base = FAST_PRESET if args.fast else RestoreConfig()
+    base = FAST_PRESET if args.fast else RELEASED_PRESET
     changes = {field: getattr(args, flag) for flag, field in _FLAG_FIELDS.items() if getattr(args, flag) is not None}
     if args.seed is not None:
-        changes["seed"] = None if args.seed == -1 else args.seed
+        changes["seed"] = None if args.seed == DRAW_SEED_FLAG else args.seed
     return dataclasses.replace(base, aligned=args.aligned, check_identity=not args.no_identity_check, **changes)
 
 
@@ -113,7 +133,7 @@ def output_paths(inputs: list[str], output_dir: Path) -> list[tuple[Path, Path]]
     return pairs
 
 
-def sidecar(input_path: Path, output_path: Path, model: str, result, seconds: float) -> dict:
+def sidecar_record(input_path: Path, output_path: Path, model: str, result, seconds: float) -> dict:
     """The JSON record of one restoration: settings used and what happened to each face."""
     faces = [
         {
@@ -139,10 +159,8 @@ def sidecar(input_path: Path, output_path: Path, model: str, result, seconds: fl
     return record
 
 
-SMOKE_TEST_WARNING = "smoke-test model with random weights: this output is not a restoration"
-
-
 def run(args) -> int:
+    """Restore every input; exit status 0, 1 if any input failed, 2 for bad flags or no model."""
     from ..errors import AuthFaceError
     from ..io import atomic_write_bytes, load_image, save_image
     from ..pipeline.loading import load_pipeline, resolve_model
@@ -180,7 +198,7 @@ def run(args) -> int:
         start = time.perf_counter()
         result = restore_image(load_image(path), pipe, config)
         save_image(output_path, result.image, result.alpha)
-        record = sidecar(path, output_path, model, result, time.perf_counter() - start)
+        record = sidecar_record(path, output_path, model, result, time.perf_counter() - start)
         atomic_write_bytes(sidecar_path, json.dumps(record, indent=2).encode())
         return output_path
 

@@ -44,9 +44,10 @@ DTYPE_NAMES = {
     "float32": "float32",
 }
 
+_COMPONENT_LIST = " ".join(f"{name}/" for name in COMPONENT_FOLDERS)
 _FIX_HINT = (
-    "Fix: pass --model /path/to/a/local/checkpoint (folders scheduler/ text_encoder/ text_encoder_2/ tokenizer/ "
-    "tokenizer_2/ vae/ unet/ controlnet/), or download it once while online (HF_HUB_OFFLINE unset; "
+    f"Fix: pass --model /path/to/a/local/checkpoint (folders {_COMPONENT_LIST}), "
+    "or download it once while online (HF_HUB_OFFLINE unset; "
     "`hf auth login` or HF_TOKEN if the repository asks for a licence acceptance) so it is in the Hugging Face "
     "cache, or use --model tiny for a smoke test with random weights."
 )
@@ -109,11 +110,12 @@ def locate_checkpoint(model: str, revision: str | None = None) -> Path:
 
 
 def _download_snapshot(repo_id: str, revision: str | None) -> Path:
+    """The Hub snapshot's local folder (from the cache alone when offline); every failure says what was tried."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     offline = hub_offline()
-    where = f"{repo_id}" + (f"@{revision}" if revision else "")
+    where = f"{repo_id}@{revision}" if revision else repo_id
     try:
         folder = snapshot_download(
             repo_id,
@@ -210,6 +212,7 @@ class _DropReleasedFlagWarning(logging.Filter):
 
 
 def _load_released_controlnet(controlnet_class, folder: Path, weights: dict):
+    """``controlnet_class.from_pretrained`` without the warning about the release's extra config key."""
     config_logger = logging.getLogger("diffusers.configuration_utils")
     drop = _DropReleasedFlagWarning()
     config_logger.addFilter(drop)

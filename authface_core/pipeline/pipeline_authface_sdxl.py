@@ -24,7 +24,6 @@ fidelity, so a seed means the same thing at every setting.
 from __future__ import annotations
 
 import inspect
-import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,8 +60,6 @@ from .constants import (
     RELEASED_NUM_INFERENCE_STEPS,
     RELEASED_PROMPT,
 )
-
-logger = logging.getLogger(__name__)
 
 # Scheduler names users pick from, each built from the checkpoint's scheduler config.
 SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict]] = {  # keys: constants.SCHEDULER_NAMES
@@ -140,6 +137,12 @@ def latents_to_rgb_preview(latents: torch.Tensor) -> np.ndarray:
     bias = torch.tensor(SDXL_LATENT_RGB_BIAS, dtype=torch.float32)
     rgb = torch.einsum("nchw,cr->nhwr", latents.detach().float().cpu(), factors) + bias
     return ((rgb + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).numpy()
+
+
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    """The one generator of a run: on CUDA when the pipeline runs there (as released), else on the CPU,
+    where ``randn_tensor`` draws and then moves the noise, so a seed gives the same noise on CPU and MPS."""
+    return torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(seed)
 
 
 def denoising_start_index(num_inference_steps: int, fidelity: float) -> int:

@@ -79,10 +79,11 @@ def test_photo_without_face_offers_aligned_mode(tiny_app_url, tmp_path):
     Image.new("RGB", (160, 120), (128, 120, 110)).save(wall)
     with pytest.raises(AppError, match=r"wall\.png: no face detected.*set Mode to 'aligned face'"):
         Client(tiny_app_url, verbose=False).predict(image=handle_file(wall), steps=1, api_name="/restore")
-    _preview, (_before, after), *_ = Client(tiny_app_url, verbose=False).predict(
+    _preview, (before, after), *_ = Client(tiny_app_url, verbose=False).predict(
         image=handle_file(wall), mode="aligned face", steps=1, api_name="/restore"
     )
     assert Image.open(after).size == (512, 512)  # aligned mode restores the crop at the face size
+    assert Image.open(before).size == (512, 512)  # and compares it with the crop that went in
 
 
 def test_invalid_setting_is_reported_by_name(tiny_app_url, whole_photo):

@@ -7,7 +7,14 @@ import pytest
 
 from authface_core.errors import NoFaceDetectedError
 from authface_core.io import load_image
-from authface_core.restore import FAST_PRESET, RestoreConfig, StepProgress, restore_image
+from authface_core.restore import (
+    FAST_PRESET,
+    RestoreConfig,
+    StepProgress,
+    describe_progress,
+    input_at_output_size,
+    restore_image,
+)
 
 from .conftest import FACE_SIZE
 
@@ -54,6 +61,8 @@ def test_aligned_face_in_restored_face_out(tiny_pipe, astronaut):
     assert face.box is None and face.affine is None and face.input_face.shape == face.restored_face.shape == (64, 64, 3)
     again = restore_image(astronaut, tiny_pipe, config)
     assert np.array_equal(again.image, result.image)
+    before = input_at_output_size(astronaut, result)  # the crop at the output size, not the 512 px input x2
+    assert before.shape == result.image.shape and before.dtype == np.uint8
 
 
 def test_no_seed_draws_one_and_reports_it(tiny_pipe, small_face):
@@ -73,6 +82,7 @@ def test_progress_reports_every_step_with_previews_every_k(tiny_pipe, small_face
         progress_callback=events.append,
     )
     assert [e.step for e in events] == list(range(1, 8)) and {e.num_steps for e in events} == {7}
+    assert describe_progress(events[0], batch_size=4) == "Face 1 of 1: step 1 of 7"
     with_preview = [e.step for e in events if e.preview is not None]
     assert with_preview == [3, 6, 7]
     preview = events[-1].preview
@@ -138,6 +148,21 @@ def test_whole_photo_upscaled_changes_only_by_resampling_away_from_faces(tiny_pi
     assert all(reason == "not the largest face" for _, reason in result.skipped)
     outside = far_from_faces(result, expected.shape, scale=2)
     assert np.array_equal(result.image[outside], expected[outside])
+    assert np.array_equal(input_at_output_size(whole_photo, result), expected)
+
+
+@pytest.mark.parametrize(
+    "face_index, num_faces, batch_size, expected",
+    [
+        (0, 6, 4, "Faces 1-4 of 6: step 12 of 50"),
+        (4, 6, 4, "Faces 5-6 of 6: step 12 of 50"),
+        (2, 3, 2, "Face 3 of 3: step 12 of 50"),
+        (0, 1, 1, "Face 1 of 1: step 12 of 50"),
+    ],
+)
+def test_progress_names_the_faces_of_the_batch(face_index, num_faces, batch_size, expected):
+    step = StepProgress(face_index=face_index, num_faces=num_faces, step=12, num_steps=50, preview=None)
+    assert describe_progress(step, batch_size) == expected
 
 
 def test_min_face_size_skips_small_faces_with_a_reason(tiny_pipe, whole_photo):
