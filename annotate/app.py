@@ -12,7 +12,6 @@ Run ``python -m annotate [PROJECT_FOLDER]`` (or ``python annotate/app.py``). Env
 from __future__ import annotations
 
 import base64
-import os
 import sys
 from pathlib import Path
 
@@ -21,11 +20,14 @@ import gradio as gr
 from authface_core.annotation.ingest import NamingRule
 from authface_core.annotation.publish import PublishConfig
 from authface_core.annotation.reviewers import ReviewerPolicy, resolve_reviewer
-from authface_core.annotation.session import REVIEW_GUIDELINES, Workspace, ingest_report_markdown
+from authface_core.annotation.session import (
+    REVIEW_GUIDELINES,
+    Workspace,
+    ingest_report_markdown,
+    publish_report_markdown,
+)
 from authface_core.annotation.store import PHOTO_ATTRIBUTES
 from authface_core.errors import AuthFaceError, ReviewerNotAllowedError
-
-DEFAULT_ROOT = "annotation-project"
 
 # Keys: one listener for the page; typing in a text field never triggers a decision.
 KEYBOARD_JS = """
@@ -92,10 +94,8 @@ def ab_viewer_html(original: Path | None, retouched: Path | None) -> str:
 
 
 def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None = None) -> gr.Blocks:
-    """The review screen, the team table, and ingest/publish, on one ``workspace``."""
-    workspace = workspace or Workspace(
-        os.environ.get("ANNOTATE_ROOT", DEFAULT_ROOT), overlap=int(os.environ.get("ANNOTATE_OVERLAP", "1"))
-    )
+    """The review screen, the team table, and ingest/publish, on one ``workspace`` (default: from the environment)."""
+    workspace = workspace or Workspace.from_env()
     policy = policy or ReviewerPolicy.from_env()
 
     # -- callbacks: one call into authface_core each ----------------------------------------
@@ -211,11 +211,7 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
             )
         except (AuthFaceError, ValueError) as error:
             raise gr.Error(str(error)) from None
-        summary = (
-            f"Uploaded {len(result.uploaded)} new shard(s); {len(result.already_there)} found already there; "
-            f"{result.published_pairs} pairs published in total."
-        )
-        return summary, workspace.counters_markdown()
+        return publish_report_markdown(result), workspace.counters_markdown()
 
     # -- layout ---------------------------------------------------------------------------
     with gr.Blocks(title="AuthFace Studio · annotation") as demo:
@@ -311,7 +307,8 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
         ingest_button.click(
             ingest, [folder, uploads, original_suffix, retouched_suffix, pairs_csv], [ingest_report, counters]
         )
-        publish_button.click(publish, [repo_id, license_id], [publish_report, counters])
+        # one publish at a time: two would plan the same accepted pairs into shards
+        publish_button.click(publish, [repo_id, license_id], [publish_report, counters], concurrency_limit=1)
         demo.load(None, js=KEYBOARD_JS)
     return demo
 
@@ -319,11 +316,9 @@ def build_demo(workspace: Workspace | None = None, policy: ReviewerPolicy | None
 def main(argv: list[str] | None = None) -> None:
     """Launch on the project folder given as the first argument (or ``ANNOTATE_ROOT``)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        os.environ["ANNOTATE_ROOT"] = argv[0]
-    root = Path(os.environ.get("ANNOTATE_ROOT", DEFAULT_ROOT)).resolve()
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=4).launch(allowed_paths=[str(root)])
+    workspace = Workspace.from_env(argv[0] if argv else None)
+    demo = build_demo(workspace)
+    demo.queue(default_concurrency_limit=4).launch(allowed_paths=[str(workspace.root.resolve())])
 
 
 if __name__ == "__main__":

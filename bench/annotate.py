@@ -41,15 +41,22 @@ TARGET_FIRST_VIEW_S = 1.5
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=REPO_ROOT.parent / "shared" / "faces",
-                        help="the shared faces folder (reads whole/*)")
+    parser.add_argument(
+        "--faces",
+        type=Path,
+        default=REPO_ROOT.parent / "shared" / "faces",
+        help="the shared faces folder (reads whole/*)",
+    )
     parser.add_argument("--pairs", type=int, default=2, help="8K pairs per format for the ingest throughput")
     parser.add_argument("--repeats", type=int, default=3, help="runs per timing; the median is reported")
     parser.add_argument("--side", default="7680x5760", help="size of the 8K photos, WIDTHxHEIGHT")
     args = parser.parse_args(argv)
     if args.pairs < 1 or args.repeats < 1:
         raise ValueError(f"--pairs and --repeats must be at least 1, got {args.pairs} and {args.repeats}")
-    args.size = tuple(int(v) for v in args.side.lower().split("x"))
+    width, _, height = args.side.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ValueError(f"--side must be WIDTHxHEIGHT in pixels, e.g. 7680x5760, got {args.side!r}")
+    args.size = (int(width), int(height))
     return args
 
 
@@ -76,6 +83,7 @@ def time_first_view(workspace: Workspace) -> float:
 
 
 def bench_format(args, fmt: str, work: Path) -> dict[str, float]:
+    """Medians of every measure for pairs in ``fmt``, each run on a fresh project folder under ``work``."""
     shoot = work / f"shoot-{fmt}"
     make_8k_pairs(args.faces, shoot, args.size, args.pairs, fmt)
     ingest_rates, cold, cached, crops = [], [], [], []

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import ExifTags, Image, ImageCms
+from PIL import ExifTags, Image, ImageCms, TiffImagePlugin
 from scipy.fft import dctn
 
 from ..errors import InvalidImageError, PairingError
@@ -35,7 +35,11 @@ SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 # Hamming distance (out of 64 bits) under which two perceptual hashes are the same photo. The
 # usual pHash threshold for "same image after re-encoding or resizing" (Zauner 2010 used ~10).
 NEAR_DUPLICATE_BITS = 8
+# Files described at once: Pillow releases the GIL while decoding, and this machine has 2 cores.
+INGEST_WORKERS = 2
 _HASH_CHUNK_BYTES = 1 << 20
+# Byte offset of the bit depth in a PNG: 8 signature + 4 length + 4 type + 8 width/height bytes.
+_PNG_BIT_DEPTH_OFFSET = 24
 # pHash: the 8x8 lowest DCT frequencies of a 32x32 grey thumbnail (Zauner, "Implementation and
 # benchmarking of perceptual image hash functions", 2010).
 _PHASH_SIDE = 32
@@ -156,20 +160,19 @@ def pair_id_for(original_sha256: str, retouched_sha256: str) -> str:
 def describe_file(path: Path, previews: PreviewCache) -> FileFacts:
     """Hash and describe one file, caching its screen preview; raises InvalidImageError if unreadable."""
     sha256 = sha256_file(path)
-    image = open_image(path)
-    facts = dict(
-        path=str(path.resolve()),
-        sha256=sha256,
-        size_bytes=path.stat().st_size,
-        width=image.width,
-        height=image.height,
-        format=image.format or "unknown",
-        mode=image.mode,
-        bit_depth=_bit_depth(image, path),
-        icc_profile=_icc_description(image.info.get("icc_profile")),
-        camera=_camera(image),
-    )
-    image.close()
+    with open_image(path) as image:
+        facts = dict(
+            path=str(path.resolve()),
+            sha256=sha256,
+            size_bytes=path.stat().st_size,
+            width=image.width,
+            height=image.height,
+            format=image.format or "unknown",
+            mode=image.mode,
+            bit_depth=_bit_depth(image, path),
+            icc_profile=_icc_description(image.info.get("icc_profile")),
+            camera=_camera(image),
+        )
     preview = previews.screen_rgb(path, sha256)
     return FileFacts(**facts, phash=f"{perceptual_hash(preview):016x}")
 
@@ -220,7 +223,6 @@ def ingest_folder(
     *,
     rule: NamingRule | None = None,
     pairs_csv: str | Path | None = None,
-    workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Find and describe the pairs under ``folder`` (by ``rule``, or by ``pairs_csv`` when given).
@@ -242,7 +244,7 @@ def ingest_folder(
         candidates, unmatched = match_by_rule(supported, root, rule or NamingRule())
 
     to_describe = sorted({path for pair in candidates for path in pair})
-    facts, rejected = _describe_all(to_describe, previews, workers, progress)
+    facts, rejected = _describe_all(to_describe, previews, progress)
     pairs = [
         PairRecord(
             pair_id=pair_id_for(facts[original].sha256, facts[retouched].sha256),
@@ -278,8 +280,8 @@ def ingest_folder(
     )
 
 
-def find_duplicates(facts: list[FileFacts], *, max_bits: int = NEAR_DUPLICATE_BITS) -> list[DuplicateGroup]:
-    """Exact duplicates (same SHA-256) and near duplicates (perceptual hashes within ``max_bits``).
+def find_duplicates(facts: list[FileFacts]) -> list[DuplicateGroup]:
+    """Exact duplicates (same SHA-256) and near duplicates (perceptual hashes within ``NEAR_DUPLICATE_BITS``).
 
     An original and its own retouch are near duplicates by design; :func:`ingest_folder` drops
     those groups, this function only compares files.
@@ -293,7 +295,7 @@ def find_duplicates(facts: list[FileFacts], *, max_bits: int = NEAR_DUPLICATE_BI
     hashes = np.array([int(fact.phash, 16) for fact in unique], dtype=np.uint64)  # (N,)
     for index, first in enumerate(unique[:-1]):
         distances = np.bitwise_count(hashes[index + 1 :] ^ hashes[index])  # (N - index - 1,) one row at a time
-        for offset in np.flatnonzero(distances <= max_bits):
+        for offset in np.flatnonzero(distances <= NEAR_DUPLICATE_BITS):
             second = unique[index + 1 + offset]
             groups.append(DuplicateGroup("near", (first.path, second.path), int(distances[offset])))
     return groups
@@ -316,7 +318,10 @@ def _flag_duplicates(pairs: list[PairRecord], duplicates: list[DuplicateGroup]) 
     ]
 
 
-def _describe_all(paths, previews, workers, progress):
+def _describe_all(
+    paths: list[Path], previews: PreviewCache, progress: Callable[[int, int], None] | None
+) -> tuple[dict[Path, FileFacts], list[tuple[str, str]]]:
+    """Describe ``paths`` on ``INGEST_WORKERS`` threads: (facts by path, [(path, reason)] of unreadable files)."""
     facts: dict[Path, FileFacts] = {}
     rejected: list[tuple[str, str]] = []
 
@@ -326,7 +331,7 @@ def _describe_all(paths, previews, workers, progress):
         except InvalidImageError as error:
             return path, None, error.problem
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=INGEST_WORKERS) as pool:
         for done, (path, fact, problem) in enumerate(pool.map(describe, paths), start=1):
             if fact is None:
                 rejected.append((str(path), problem))
@@ -341,15 +346,16 @@ def _bit_depth(image: Image.Image, path: Path) -> int:
     """Bits per channel as stored: PNG from its header, TIFF from BitsPerSample, else from the mode."""
     if image.format == "PNG":
         with open(path, "rb") as handle:
-            header = handle.read(25)
-        return header[24]  # IHDR bit depth: 8 signature + 4 length + 4 type + 8 size bytes
+            header = handle.read(_PNG_BIT_DEPTH_OFFSET + 1)
+        return header[_PNG_BIT_DEPTH_OFFSET]
     if image.format == "TIFF":
-        bits = image.tag_v2.get(258, (8,))
+        bits = image.tag_v2.get(TiffImagePlugin.BITSPERSAMPLE, (8,))
         return int(bits[0] if isinstance(bits, tuple) else bits)
     return {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(image.mode, 8)
 
 
 def _icc_description(icc: bytes | None) -> str | None:
+    """The embedded profile's name; None when there is none, a note when it cannot be read."""
     if not icc:
         return None
     try:

@@ -38,6 +38,7 @@ CROP_REGIONS = ("eyes", "mouth")
 # Bumped whenever the preview recipe changes, so that stale caches are never shown.
 CACHE_VERSION = "v1"
 
+
 @dataclass(frozen=True)
 class RegionCrop:
     """A 100% crop of one facial region from both images of a pair (PNG files)."""
@@ -104,9 +105,8 @@ def region_boxes(landmarks68, image_size: tuple[int, int]) -> dict[str, tuple[in
 class PreviewCache:
     """Screen previews and face crops cached under ``cache_dir`` (safe to share between threads)."""
 
-    def __init__(self, cache_dir: str | Path, *, max_side: int = SCREEN_MAX_SIDE):
+    def __init__(self, cache_dir: str | Path):
         self.root = Path(cache_dir) / CACHE_VERSION
-        self.max_side = max_side
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -136,16 +136,17 @@ class PreviewCache:
         cached = self._screen_file(sha256)
         with self._lock(f"screen:{sha256}"):
             if cached.is_file():
-                return np.asarray(Image.open(cached).convert("RGB"))
-            rgb = decode_screen_preview(path, self.max_side)
+                return load_rgb(cached)
+            rgb = decode_screen_preview(path)
             atomic_write_bytes(cached, _encode_preview(rgb))
             return rgb
 
     def is_ready(self, pair: PairRecord) -> bool:
         """Screen previews and crops of ``pair`` are all cached."""
-        return all(
-            self._screen_file(sha).is_file() for sha in (pair.original_sha256, pair.retouched_sha256)
-        ) and self._crops_file(pair.pair_id).is_file()
+        return (
+            all(self._screen_file(sha).is_file() for sha in (pair.original_sha256, pair.retouched_sha256))
+            and self._crops_file(pair.pair_id).is_file()
+        )
 
     def crops(self, pair: PairRecord) -> CropSet:
         """100% eye and mouth crops of both images, from landmarks found on the original's preview."""
@@ -156,7 +157,8 @@ class PreviewCache:
         return _crop_set_from_index(json.loads(index.read_text()), index.parent)
 
     def _make_crops(self, pair: PairRecord) -> dict:
-        from ..faces.detect import detect_faces
+        """Write the crop PNGs of ``pair``; returns the index: the boxes made, or why there are none."""
+        from ..faces.detect import Landmarks, detect_faces
 
         preview = self.screen_rgb(pair.original_path, pair.original_sha256)
         faces = detect_faces(preview)  # thread-safe: detect.py serialises dlib calls
@@ -170,8 +172,7 @@ class PreviewCache:
         height, width = original.shape[:2]
         scale = width / preview.shape[1]  # preview -> full resolution
         landmarks = faces[0].landmarks
-        full_landmarks = type(landmarks)(landmarks.points * scale, landmarks.scheme)
-        boxes = region_boxes(full_landmarks, (width, height))
+        boxes = region_boxes(Landmarks(landmarks.points * scale, landmarks.scheme), (width, height))
         retouch_scale = (retouched.shape[1] / width, retouched.shape[0] / height)  # a retouch may be resized
         folder = self._crops_file(pair.pair_id).parent
         regions = {}
@@ -199,9 +200,8 @@ class Prefetcher:
     Errors are kept on the futures and surface when the pair is actually opened.
     """
 
-    def __init__(self, cache: PreviewCache, *, with_crops: bool = True):
+    def __init__(self, cache: PreviewCache):
         self.cache = cache
-        self.with_crops = with_crops
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview-prefetch")
         self._pending: dict[str, Future] = {}
         self._guard = threading.Lock()
@@ -223,23 +223,25 @@ class Prefetcher:
     def _prepare(self, pair: PairRecord) -> None:
         self.cache.screen_rgb(pair.original_path, pair.original_sha256)
         self.cache.screen_rgb(pair.retouched_path, pair.retouched_sha256)
-        if self.with_crops:
-            try:
-                self.cache.crops(pair)
-            except AuthFaceError:
-                pass  # shown as the crops' problem when the pair is opened
+        try:
+            self.cache.crops(pair)
+        except AuthFaceError:
+            pass  # raised again, and shown, when the pair's crops are asked for
 
     def shutdown(self) -> None:
+        """Drop the queued pairs and wait for the one being prepared."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _encode_preview(rgb: np.ndarray) -> bytes:
+    """JPEG bytes of a preview (io.encode_image has no 4:4:4 chroma option)."""
     buffer = BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=PREVIEW_JPEG_QUALITY, subsampling=0)
     return buffer.getvalue()
 
 
 def _crop_set_from_index(index: dict, folder: Path) -> CropSet:
+    """The :class:`CropSet` an index written by ``_make_crops`` describes."""
     crops = tuple(
         RegionCrop(name, folder / f"original_{name}.png", folder / f"retouched_{name}.png")
         for name in CROP_REGIONS

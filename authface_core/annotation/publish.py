@@ -14,16 +14,15 @@ upload. A rerun after a crash first uploads what was planned and is missing from
 marks what the repo already has, then plans the newly accepted pairs, and finally rewrites the
 dataset card, so an interrupted publish ends in the same repo state as an uninterrupted one.
 
-The token comes from the caller, ``HF_TOKEN`` or the saved login (huggingface_hub's own lookup);
-it is never logged, and is scrubbed from any error message.
+The token comes from the caller, ``HF_TOKEN`` or the saved login (huggingface_hub's own lookup,
+``get_token``); it is never logged, and is scrubbed from any error message, wherever it came from.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +33,8 @@ from .store import ReviewStore
 logger = logging.getLogger(__name__)
 
 SHARD_PATTERN = "data/train-{index:05d}.parquet"
+# Shards are written here, next to the store, one temporary folder per shard.
+STAGING_FOLDER = "publish-staging"
 # 1 GiB of images per shard: the size the Hub's dataset viewer and `datasets` handle well.
 DEFAULT_MAX_SHARD_BYTES = 1 << 30
 # Four pairs per row group: an 8K pair is ~100-400 MB, so a reader decoding one group holds < 2 GB.
@@ -85,25 +86,27 @@ def dataset_features():
     import datasets
 
     string, integer = datasets.Value("string"), datasets.Value("int64")
-    return datasets.Features({
-        "pair_id": string,
-        "original": datasets.Image(),
-        "retouched": datasets.Image(),
-        "original_sha256": string,
-        "retouched_sha256": string,
-        "original_width": integer,
-        "original_height": integer,
-        "retouched_width": integer,
-        "retouched_height": integer,
-        "original_format": string,
-        "retouched_format": string,
-        "reviewer": string,
-        "reviewers": datasets.List(string),
-        "decided_at": string,
-        "tags": datasets.List(string),
-        "caption": string,
-        "note": string,
-    })
+    return datasets.Features(
+        {
+            "pair_id": string,
+            "original": datasets.Image(),
+            "retouched": datasets.Image(),
+            "original_sha256": string,
+            "retouched_sha256": string,
+            "original_width": integer,
+            "original_height": integer,
+            "retouched_width": integer,
+            "retouched_height": integer,
+            "original_format": string,
+            "retouched_format": string,
+            "reviewer": string,
+            "reviewers": datasets.List(string),
+            "decided_at": string,
+            "tags": datasets.List(string),
+            "caption": string,
+            "note": string,
+        }
+    )
 
 
 def group_into_shards(sizes: list[tuple[str, int]], max_bytes: int) -> list[list[str]]:
@@ -130,8 +133,10 @@ def pair_row(store: ReviewStore, pair_id: str) -> dict:
         if recorded.decision.verdict == final.decision.verdict
     ]
     row = {"pair_id": pair_id}
-    for side, path, sha in (("original", pair.original_path, pair.original_sha256),
-                            ("retouched", pair.retouched_path, pair.retouched_sha256)):
+    for side, path, sha in (
+        ("original", pair.original_path, pair.original_sha256),
+        ("retouched", pair.retouched_path, pair.retouched_sha256),
+    ):
         facts = pair.facts.get(side, {})
         row[side] = {"bytes": Path(path).read_bytes(), "path": Path(path).name}
         row[f"{side}_sha256"] = sha
@@ -149,7 +154,7 @@ def pair_row(store: ReviewStore, pair_id: str) -> dict:
     return row
 
 
-def write_shard(store: ReviewStore, pair_ids: list[str], target: Path, rows_per_group: int) -> None:
+def write_shard(store: ReviewStore, pair_ids: Sequence[str], target: Path, rows_per_group: int) -> None:
     """Write a Parquet shard ``rows_per_group`` rows at a time (memory holds one group at most)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -163,8 +168,7 @@ def write_shard(store: ReviewStore, pair_ids: list[str], target: Path, rows_per_
 
 def render_card(store: ReviewStore, config: PublishConfig) -> str:
     """The dataset card: YAML (licence, configs/splits) then counts and the review protocol."""
-    shards = [shard for shard in store.shards() if shard[3]]
-    pairs = sum(len(shard[2]) for shard in shards)
+    shards = [shard for shard in store.shards() if shard.uploaded]
     counters = store.counters()
     reviewers = store.reviewer_stats()
     guidelines = config.guidelines.strip() or "Accept a pair when the retouch is professional, natural and faithful."
@@ -193,7 +197,7 @@ time, photographic attribute tags (lighting, skin texture, sharpness, makeup), a
 
 ## Counts
 
-- published pairs: {pairs} in {len(shards)} shard(s) (`data/train-*.parquet`, split `train`)
+- published pairs: {counters.published} in {len(shards)} shard(s) (`data/train-*.parquet`, split `train`)
 - reviewed so far: {counters.accepted} accepted, {counters.rejected} rejected, {counters.disputed} in adjudication
 - reviewers: {len(reviewers)}
 
@@ -220,18 +224,17 @@ def publish(
     config: PublishConfig,
     *,
     token: str | None = None,
-    staging_dir: str | Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> PublishResult:
     """Upload the accepted pairs not yet published, one commit per shard, then the card.
 
     ``progress(done, total, shard_path)`` is called after each shard.
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token
     from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(endpoint=config.endpoint, token=token)
-    secret = token or os.environ.get("HF_TOKEN") or ""
+    secret = token or get_token() or ""  # the token HfApi will send: HF_TOKEN, HUGGING_FACE_HUB_TOKEN or the login
 
     def hub_call(step: str, call, *args, **kwargs):
         try:
@@ -248,44 +251,54 @@ def publish(
             raise PublishError(f"publishing to {config.repo_id} failed while {step}: {message}") from None
 
     # 1. Repo, and the shards a previous run planned.
-    hub_call("creating the repo", api.create_repo, config.repo_id, repo_type="dataset",
-             private=config.private, exist_ok=True)
+    hub_call(
+        "creating the repo", api.create_repo, config.repo_id, repo_type="dataset", private=config.private, exist_ok=True
+    )
     # 2. Plan the newly accepted pairs (recorded before any upload, so a rerun finds the same shards).
     sizes = [(pair_id, _pair_bytes(store, pair_id)) for pair_id in store.accepted_unplanned()]
-    first_index = store.next_shard_index()
-    groups = group_into_shards(sizes, config.max_shard_bytes)
-    store.plan_shards([(SHARD_PATTERN.format(index=first_index + i), group) for i, group in enumerate(groups)])
+    store.plan_shards(group_into_shards(sizes, config.max_shard_bytes), SHARD_PATTERN)
     # 3. Upload what the repo lacks.
     remote = set(hub_call("listing the repo", api.list_repo_files, config.repo_id, repo_type="dataset"))
-    pending = [shard for shard in store.shards() if not shard[3]]
+    pending = [shard for shard in store.shards() if not shard.uploaded]
     uploaded: list[str] = []
     already_there: list[str] = []
-    staging = Path(staging_dir) if staging_dir is not None else store.path.parent / "publish-staging"
+    staging = store.path.parent / STAGING_FOLDER
     staging.mkdir(parents=True, exist_ok=True)
-    for done, (index, path_in_repo, pair_ids, _) in enumerate(pending, start=1):
+    for done, shard in enumerate(pending, start=1):
+        path_in_repo, pair_ids = shard.path_in_repo, shard.pair_ids
         if path_in_repo in remote:
             already_there.append(path_in_repo)
         else:
             with tempfile.TemporaryDirectory(dir=staging) as folder:
                 local = Path(folder) / Path(path_in_repo).name
                 write_shard(store, pair_ids, local, config.rows_per_group)
-                hub_call(f"uploading {path_in_repo}", api.create_commit, config.repo_id, repo_type="dataset",
-                         operations=[CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(local))],
-                         commit_message=f"Add {path_in_repo} ({len(pair_ids)} pairs)")
+                hub_call(
+                    f"uploading {path_in_repo}",
+                    api.create_commit,
+                    config.repo_id,
+                    repo_type="dataset",
+                    operations=[CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(local))],
+                    commit_message=f"Add {path_in_repo} ({len(pair_ids)} pairs)",
+                )
             uploaded.append(path_in_repo)
-        store.mark_uploaded(index)
+        store.mark_uploaded(shard.index)
         logger.info("published %s (%d pairs)", path_in_repo, len(pair_ids))
         if progress is not None:
             progress(done, len(pending), path_in_repo)
     # 4. The card, with the counts after this run.
     card = render_card(store, config).encode()
-    hub_call("writing the dataset card", api.create_commit, config.repo_id, repo_type="dataset",
-             operations=[CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card)],
-             commit_message="Update dataset card")
-    published = sum(len(shard[2]) for shard in store.shards() if shard[3])
-    return PublishResult(uploaded, already_there, published)
+    hub_call(
+        "writing the dataset card",
+        api.create_commit,
+        config.repo_id,
+        repo_type="dataset",
+        operations=[CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card)],
+        commit_message="Update dataset card",
+    )
+    return PublishResult(uploaded, already_there, store.counters().published)
 
 
 def _pair_bytes(store: ReviewStore, pair_id: str) -> int:
+    """Bytes of both image files of a pair, as ingested: what it adds to a shard."""
     facts = store.pair(pair_id).facts
     return sum(facts.get(side, {}).get("size_bytes", 0) for side in ("original", "retouched"))

@@ -6,9 +6,9 @@ next, what a key press records, what the counters say) is testable without a bro
 
 from __future__ import annotations
 
-import logging
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,10 @@ from .previews import CropSet, Prefetcher, PreviewCache
 from .publish import PublishConfig, PublishResult, publish
 from .store import Decision, RecordedDecision, ReviewStore
 
-logger = logging.getLogger(__name__)
+# The app's environment: its project folder, and how many decisions each pair needs.
+ROOT_ENV = "ANNOTATE_ROOT"
+OVERLAP_ENV = "ANNOTATE_OVERLAP"
+DEFAULT_ROOT = "annotation-project"
 
 # How many pairs of a reviewer's queue are prepared ahead on the background thread.
 PREFETCH_DEPTH = 3
@@ -44,7 +47,6 @@ class PairView:
     original_preview: Path
     retouched_preview: Path
     facts_markdown: str
-    queue: str
 
 
 class Workspace:
@@ -53,20 +55,32 @@ class Workspace:
     Args:
         root: project folder; holds ``review.sqlite`` and ``previews/``.
         overlap: decisions needed per pair (see :class:`ReviewStore`).
-        lock_seconds: how long an opened pair stays reserved.
         prefetch: prepare previews and crops of upcoming pairs on a background thread.
     """
 
-    def __init__(self, root: str | Path, *, overlap: int = 1, lock_seconds: float | None = None,
-                 prefetch: bool = True):
+    def __init__(self, root: str | Path, *, overlap: int = 1, prefetch: bool = True):
         self.root = Path(root)
-        options = {} if lock_seconds is None else {"lock_seconds": lock_seconds}
-        self.store = ReviewStore(self.root / "review.sqlite", overlap=overlap, **options)
+        self.store = ReviewStore(self.root / "review.sqlite", overlap=overlap)
         self.cache = PreviewCache(self.root / "previews")
         self.prefetcher = Prefetcher(self.cache) if prefetch else None
 
-    def ingest(self, folder: str | Path, *, rule: NamingRule | None = None, pairs_csv: str | Path | None = None,
-               progress: Callable[[int, int], None] | None = None) -> tuple[IngestReport, int]:
+    @classmethod
+    def from_env(cls, root: str | Path | None = None, environ: Mapping[str, str] = os.environ) -> Workspace:
+        """The app's workspace: folder ``root``, else ``ANNOTATE_ROOT``, else ``./annotation-project``;
+        overlap from ``ANNOTATE_OVERLAP`` (default 1)."""
+        overlap = environ.get(OVERLAP_ENV, "1")
+        if not overlap.strip().isdigit():
+            raise ValueError(f"{OVERLAP_ENV} must be a whole number of decisions per pair, got {overlap!r}")
+        return cls(root or environ.get(ROOT_ENV, DEFAULT_ROOT), overlap=int(overlap))
+
+    def ingest(
+        self,
+        folder: str | Path,
+        *,
+        rule: NamingRule | None = None,
+        pairs_csv: str | Path | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[IngestReport, int]:
         """Ingest a folder into the store; returns the report and how many pairs were new.
 
         Screen previews are made during ingest; crops follow on the background thread.
@@ -77,8 +91,13 @@ class Workspace:
             self.prefetcher.prefetch(report.pairs)
         return report, added
 
-    def ingest_uploads(self, files: list[str | Path], *, rule: NamingRule | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> tuple[IngestReport, int]:
+    def ingest_uploads(
+        self,
+        files: list[str | Path],
+        *,
+        rule: NamingRule | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[IngestReport, int]:
         """Copy uploaded files byte for byte into ``uploads/`` (they keep their names), then ingest it."""
         target = self.root / "uploads"
         target.mkdir(parents=True, exist_ok=True)
@@ -100,7 +119,6 @@ class Workspace:
             original_preview=original_preview,
             retouched_preview=retouched_preview,
             facts_markdown=facts_markdown(pair.facts),
-            queue=queue,
         )
         if self.prefetcher is not None:
             upcoming = self.store.upcoming(reviewer, PREFETCH_DEPTH, queue=queue)
@@ -118,13 +136,27 @@ class Workspace:
         """The pair's 100% eye and mouth crops (waits for the background job when it is running)."""
         return self.cache.crops(self.store.pair(pair_id))
 
-    def decide(self, reviewer: str, pair_id: str, verdict: str, *, queue: str = "review", tags=(), caption: str = "",
-               note: str = "", decision_id: str | None = None) -> RecordedDecision:
-        """Record a decision (role from the queue); ``decision_id`` makes a resent click count once."""
-        options = {"decision_id": decision_id} if decision_id else {}
-        role = "adjudication" if queue == "adjudication" else "review"
-        decision = Decision(pair_id=pair_id, reviewer=reviewer, verdict=verdict, role=role, tags=tuple(tags),
-                            caption=caption.strip(), note=note.strip(), **options)
+    def decide(
+        self,
+        reviewer: str,
+        pair_id: str,
+        verdict: str,
+        *,
+        queue: str = "review",
+        tags=(),
+        caption: str = "",
+        note: str = "",
+    ) -> RecordedDecision:
+        """Record a decision; its role is the queue it came from ('review' or 'adjudication')."""
+        decision = Decision(
+            pair_id=pair_id,
+            reviewer=reviewer,
+            verdict=verdict,
+            role=queue,
+            tags=tuple(tags),
+            caption=caption.strip(),
+            note=note.strip(),
+        )
         return self.store.record(decision)
 
     def undo(self, reviewer: str) -> RecordedDecision | None:
@@ -147,8 +179,13 @@ class Workspace:
     def reviewer_table(self) -> list[list]:
         """Rows of the team table: reviewer, accepted, rejected, skipped, agreement %."""
         return [
-            [s.reviewer, s.accepted, s.rejected, s.skipped,
-             "–" if s.agreement is None else f"{100 * s.agreement:.0f}% of {s.compared}"]
+            [
+                s.reviewer,
+                s.accepted,
+                s.rejected,
+                s.skipped,
+                "–" if s.agreement is None else f"{100 * s.agreement:.0f}% of {s.compared}",
+            ]
             for s in self.store.reviewer_stats()
         ]
 
@@ -157,8 +194,14 @@ class Workspace:
         if self.prefetcher is not None:
             self.prefetcher.shutdown()
 
-    def publish(self, config: PublishConfig, *, token: str | None = None,
-                progress: Callable[[int, int, str], None] | None = None) -> PublishResult:
+    def publish(
+        self,
+        config: PublishConfig,
+        *,
+        token: str | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> PublishResult:
+        """Publish the accepted pairs not yet on the Hub (see :func:`~.publish.publish`)."""
         return publish(self.store, config, token=token, progress=progress)
 
 
@@ -182,6 +225,14 @@ def facts_markdown(facts: dict) -> str:
     return "\n".join(table)
 
 
+def publish_report_markdown(result: PublishResult) -> str:
+    """The publish summary: what this run uploaded, what a previous run had, and the total."""
+    return (
+        f"Uploaded {len(result.uploaded)} new shard(s); {len(result.already_there)} found already there; "
+        f"{result.published_pairs} pairs published in total."
+    )
+
+
 def ingest_report_markdown(report: IngestReport, added: int) -> str:
     """The ingest summary: every file is accounted for, problems first."""
     lines = [f"**{len(report.pairs)} pairs found, {added} new.**"]
@@ -189,15 +240,18 @@ def ingest_report_markdown(report: IngestReport, added: int) -> str:
         ("Unreadable files", [f"{Path(path).name}: {reason}" for path, reason in report.rejected]),
         ("Without a partner", [Path(path).name for path in report.unmatched]),
         ("Unsupported formats (JPEG, PNG, TIFF only)", [Path(path).name for path in report.unsupported]),
-        ("Duplicates", [
-            f"{group.kind}: " + " = ".join(Path(path).name for path in group.paths)
-            + (f" ({group.distance_bits} bits apart)" if group.kind == "near" else "")
-            for group in report.duplicates
-        ]),
+        (
+            "Duplicates",
+            [
+                f"{group.kind}: "
+                + " = ".join(Path(path).name for path in group.paths)
+                + (f" ({group.distance_bits} bits apart)" if group.kind == "near" else "")
+                for group in report.duplicates
+            ],
+        ),
     ]
     for title, items in sections:
         if items:
             lines.append(f"\n**{title}** ({len(items)})")
             lines += [f"- {item}" for item in items]
     return "\n".join(lines)
-

@@ -34,6 +34,7 @@ DEFAULT_LOCK_SECONDS = 600.0
 BUSY_TIMEOUT_SECONDS = 30.0
 
 VERDICTS = ("accept", "reject", "skip")
+# A decision's role is also the name of the queue it was taken from.
 ROLES = ("review", "adjudication")
 # The photographic attributes the AuthFace paper captions (lighting, skin texture, sharpness, makeup).
 PHOTO_ATTRIBUTES = ("lighting", "skin texture", "sharpness", "makeup")
@@ -80,6 +81,9 @@ CREATE TABLE IF NOT EXISTS shard_rows(
     row_index INTEGER NOT NULL
 );
 """
+
+# The columns _recorded_from_row reads, in its order.
+_DECISION_COLUMNS = "pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at"
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,23 @@ class ReviewerStats:
         return self.agreed / self.compared if self.compared else None
 
 
+@dataclass(frozen=True)
+class PlannedShard:
+    """A Parquet shard recorded for upload (see ``publish.py``).
+
+    Args:
+        index: its number, in planning order.
+        path_in_repo: where it goes in the dataset repo.
+        pair_ids: its rows, in order.
+        uploaded: whether the repo has it.
+    """
+
+    index: int
+    path_in_repo: str
+    pair_ids: tuple[str, ...]
+    uploaded: bool
+
+
 def resolve_verdict(review_verdicts: list[str], adjudication: str | None, overlap: int) -> str:
     """The state of a pair from its active decisions: pending, accepted, rejected or disputed."""
     if adjudication is not None:
@@ -258,14 +279,22 @@ class ReviewStore:
                 "INSERT OR IGNORE INTO pairs(pair_id, original_path, retouched_path, original_sha256,"
                 " retouched_sha256, facts, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (r.pair_id, r.original_path, r.retouched_path, r.original_sha256, r.retouched_sha256,
-                     json.dumps(r.facts, sort_keys=True), now)
+                    (
+                        r.pair_id,
+                        r.original_path,
+                        r.retouched_path,
+                        r.original_sha256,
+                        r.retouched_sha256,
+                        json.dumps(r.facts, sort_keys=True),
+                        now,
+                    )
                     for r in records
                 ],
             )
             return connection.total_changes - before
 
     def pair(self, pair_id: str) -> PairRecord:
+        """The pair ``pair_id``, or :class:`PairNotFoundError`."""
         with self._connect() as connection:
             row = connection.execute(
                 "SELECT pair_id, original_path, retouched_path, original_sha256, retouched_sha256, facts"
@@ -285,8 +314,10 @@ class ReviewStore:
     def claim_next(self, reviewer: str, *, queue: str = "review") -> str | None:
         """Lock and return the next pair for ``reviewer`` (``queue`` 'review' or 'adjudication'), or None.
 
-        A pair the reviewer already holds comes back first (a reloaded page resumes). Pairs the
-        reviewer skipped come after the others.
+        A pair the reviewer already holds comes back first (a reloaded page resumes) when it is
+        still theirs to decide in ``queue``; otherwise that lock is given up (the reviewer switched
+        queues, or undid a decision on a pair that has since been settled). Pairs the reviewer
+        skipped come after the others.
         """
         with self._write() as connection:
             now = self.clock()
@@ -294,10 +325,14 @@ class ReviewStore:
             held = connection.execute(
                 "SELECT pair_id FROM locks WHERE reviewer = ? ORDER BY expires_at DESC LIMIT 1", (reviewer,)
             ).fetchone()
-            candidates = [held[0]] if held else self._candidates(connection, reviewer, queue, limit=1, now=now)
-            if not candidates:
-                return None
-            pair_id = candidates[0]
+            candidates = self._candidates(connection, reviewer, queue, limit=None, now=now)
+            if held is not None and held[0] in candidates:
+                pair_id = held[0]
+            else:
+                connection.execute("DELETE FROM locks WHERE reviewer = ?", (reviewer,))
+                if not candidates:
+                    return None
+                pair_id = candidates[0]
             connection.execute(
                 "INSERT OR REPLACE INTO locks(pair_id, reviewer, expires_at) VALUES (?, ?, ?)",
                 (pair_id, reviewer, now + self.lock_seconds),
@@ -330,19 +365,24 @@ class ReviewStore:
         with self._write() as connection:
             connection.execute("DELETE FROM locks WHERE pair_id = ? AND reviewer = ?", (pair_id, reviewer))
 
-    def _candidates(self, connection, reviewer: str, queue: str, *, limit: int | None, now: float,
-                    ignore_locks: bool = False) -> list[str]:
+    def _candidates(
+        self, connection, reviewer: str, queue: str, *, limit: int | None, now: float, ignore_locks: bool = False
+    ) -> list[str]:
         """Pairs ``reviewer`` may take from ``queue``, best first: ingest order, their skipped ones last."""
-        if queue not in ("review", "adjudication"):
-            raise ValueError(f"queue must be 'review' or 'adjudication', got {queue!r}")
+        if queue not in ROLES:
+            raise ValueError(f"queue must be one of {ROLES}, got {queue!r}")
         states = self._pair_states(connection)
         wanted = "pending" if queue == "review" else "disputed"
-        locked_by_others = set() if ignore_locks else {
-            row[0]
-            for row in connection.execute(
-                "SELECT pair_id FROM locks WHERE expires_at > ? AND reviewer != ?", (now, reviewer)
-            )
-        }
+        locked_by_others = (
+            set()
+            if ignore_locks
+            else {
+                row[0]
+                for row in connection.execute(
+                    "SELECT pair_id FROM locks WHERE expires_at > ? AND reviewer != ?", (now, reviewer)
+                )
+            }
+        )
         mine = defaultdict(set)
         for pair_id, verdict in connection.execute(
             "SELECT pair_id, verdict FROM decisions WHERE reviewer = ? AND undone_at IS NULL AND role = ?",
@@ -381,8 +421,17 @@ class ReviewStore:
             connection.execute(
                 "INSERT INTO decisions(decision_id, pair_id, reviewer, verdict, role, tags, caption, note, decided_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (decision.decision_id, decision.pair_id, decision.reviewer, decision.verdict, decision.role,
-                 json.dumps(list(decision.tags)), decision.caption, decision.note, now),
+                (
+                    decision.decision_id,
+                    decision.pair_id,
+                    decision.reviewer,
+                    decision.verdict,
+                    decision.role,
+                    json.dumps(list(decision.tags)),
+                    decision.caption,
+                    decision.note,
+                    now,
+                ),
             )
             connection.execute(
                 "DELETE FROM locks WHERE pair_id = ? AND reviewer = ?", (decision.pair_id, decision.reviewer)
@@ -390,6 +439,7 @@ class ReviewStore:
             return RecordedDecision(decision, now, None)
 
     def _check_can_decide(self, connection, decision: Decision) -> None:
+        """Raise :class:`DecisionRefusedError` (or :class:`PairNotFoundError`) when ``record`` must refuse."""
         pair_id, reviewer = decision.pair_id, decision.reviewer
         if connection.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (pair_id,)).fetchone() is None:
             raise PairNotFoundError(pair_id)
@@ -447,18 +497,17 @@ class ReviewStore:
             return RecordedDecision(recorded.decision, recorded.decided_at, now)
 
     def _decision_row(self, connection, decision_id: str) -> RecordedDecision | None:
+        """The stored decision ``decision_id``, or None when it was never recorded."""
         row = connection.execute(
-            "SELECT pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at"
-            " FROM decisions WHERE decision_id = ?",
-            (decision_id,),
+            f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE decision_id = ?", (decision_id,)
         ).fetchone()
         return None if row is None else _recorded_from_row(row)
 
     def decisions(self, *, pair_id: str | None = None, include_undone: bool = False) -> list[RecordedDecision]:
         """Decisions in the order they were made, optionally for one pair."""
         query = (
-            "SELECT pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at"
-            " FROM decisions WHERE (? IS NULL OR pair_id = ?) AND (? OR undone_at IS NULL) ORDER BY rowid"
+            f"SELECT {_DECISION_COLUMNS} FROM decisions"
+            " WHERE (? IS NULL OR pair_id = ?) AND (? OR undone_at IS NULL) ORDER BY rowid"
         )
         with self._connect() as connection:
             rows = connection.execute(query, (pair_id, pair_id, include_undone)).fetchall()
@@ -466,6 +515,7 @@ class ReviewStore:
 
     # -- states, counters, statistics --------------------------------------------------------
     def _pair_states(self, connection, only: str | None = None) -> dict[str, str]:
+        """Each pair's state (or pair ``only``'s) from its active decisions; see :func:`resolve_verdict`."""
         reviews: dict[str, list[str]] = defaultdict(list)
         adjudications: dict[str, str] = {}
         for pair_id, verdict, role in connection.execute(
@@ -479,8 +529,7 @@ class ReviewStore:
                 reviews[pair_id].append(verdict)
         pair_ids = [only] if only is not None else self._pair_ids(connection)
         return {
-            pair_id: resolve_verdict(reviews[pair_id], adjudications.get(pair_id), self.overlap)
-            for pair_id in pair_ids
+            pair_id: resolve_verdict(reviews[pair_id], adjudications.get(pair_id), self.overlap) for pair_id in pair_ids
         }
 
     def pair_states(self) -> dict[str, str]:
@@ -489,6 +538,7 @@ class ReviewStore:
             return self._pair_states(connection)
 
     def counters(self) -> Counters:
+        """How many pairs are in each state, and how many are in uploaded shards."""
         with self._connect() as connection:
             states = Counter(self._pair_states(connection).values())
             published = connection.execute(
@@ -561,28 +611,24 @@ class ReviewStore:
             planned = {row[0] for row in connection.execute("SELECT pair_id FROM shard_rows")}
         return [pair_id for pair_id, state in states.items() if state == "accepted" and pair_id not in planned]
 
-    def plan_shards(self, shards: list[tuple[str, list[str]]]) -> None:
-        """Record, in one transaction, the new shards (path in repo, pair ids in row order) to upload."""
+    def plan_shards(self, groups: list[list[str]], path_pattern: str) -> None:
+        """Record, in one transaction, new shards to upload: one per group of pair ids (in row order),
+        numbered after the last planned shard and named ``path_pattern.format(index=...)``."""
         with self._write() as connection:
             next_index = connection.execute("SELECT COALESCE(MAX(shard_index) + 1, 0) FROM shards").fetchone()[0]
             now = self.clock()
-            for offset, (path_in_repo, pair_ids) in enumerate(shards):
-                index = next_index + offset
+            for index, pair_ids in enumerate(groups, start=next_index):
                 connection.execute(
                     "INSERT INTO shards(shard_index, path_in_repo, planned_at) VALUES (?, ?, ?)",
-                    (index, path_in_repo, now),
+                    (index, path_pattern.format(index=index), now),
                 )
                 connection.executemany(
                     "INSERT INTO shard_rows(pair_id, shard_index, row_index) VALUES (?, ?, ?)",
                     [(pair_id, index, row) for row, pair_id in enumerate(pair_ids)],
                 )
 
-    def next_shard_index(self) -> int:
-        with self._connect() as connection:
-            return connection.execute("SELECT COALESCE(MAX(shard_index) + 1, 0) FROM shards").fetchone()[0]
-
-    def shards(self) -> list[tuple[int, str, list[str], bool]]:
-        """Every planned shard: (index, path in repo, pair ids in row order, uploaded?)."""
+    def shards(self) -> list[PlannedShard]:
+        """Every planned shard, in index order."""
         with self._connect() as connection:
             shard_rows = connection.execute(
                 "SELECT shard_index, path_in_repo, uploaded_at IS NOT NULL FROM shards ORDER BY shard_index"
@@ -592,9 +638,12 @@ class ReviewStore:
                 "SELECT shard_index, pair_id FROM shard_rows ORDER BY shard_index, row_index"
             ):
                 members[index].append(pair_id)
-        return [(index, path, members[index], bool(uploaded)) for index, path, uploaded in shard_rows]
+        return [
+            PlannedShard(index, path, tuple(members[index]), bool(uploaded)) for index, path, uploaded in shard_rows
+        ]
 
     def mark_uploaded(self, shard_index: int) -> None:
+        """Note that the repo has shard ``shard_index`` (its first upload time is kept)."""
         with self._write() as connection:
             connection.execute(
                 "UPDATE shards SET uploaded_at = ? WHERE shard_index = ? AND uploaded_at IS NULL",
@@ -611,9 +660,16 @@ class ReviewStore:
 
 
 def _recorded_from_row(row) -> RecordedDecision:
+    """A :class:`RecordedDecision` from a row of ``_DECISION_COLUMNS``."""
     pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at = row
     decision = Decision(
-        pair_id=pair_id, reviewer=reviewer, verdict=verdict, role=role, tags=tuple(json.loads(tags)),
-        caption=caption, note=note, decision_id=decision_id,
+        pair_id=pair_id,
+        reviewer=reviewer,
+        verdict=verdict,
+        role=role,
+        tags=tuple(json.loads(tags)),
+        caption=caption,
+        note=note,
+        decision_id=decision_id,
     )
     return RecordedDecision(decision, decided_at, undone_at)

@@ -14,13 +14,20 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageEnhance, ImageFilter
 
+from authface_core.annotation.ingest import ingest_folder
 from authface_core.annotation.previews import PreviewCache
-from authface_core.annotation.store import ReviewStore
+from authface_core.annotation.store import PairRecord, ReviewStore
 
 # the retouches exported as TIFF carry a colour profile, as a retoucher's export does
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-PHOTOS = ("gpen_ffhq_00006.png", "gpen_ffhq_00007.png", "gpen_ffhq_00008.png", "ddnm_00234.png",
-          "ddnm_00258.png", "ddnm_00265.png")
+PHOTOS = (
+    "gpen_ffhq_00006.png",
+    "gpen_ffhq_00007.png",
+    "gpen_ffhq_00008.png",
+    "ddnm_00234.png",
+    "ddnm_00258.png",
+    "ddnm_00265.png",
+)
 
 
 def retouch(image: Image.Image) -> Image.Image:
@@ -79,6 +86,12 @@ def pairs_folder(shared_faces, tmp_path_factory) -> Path:
         sixteen / "mono_retouched.png"
     )
     return folder
+
+
+@pytest.fixture(scope="session")
+def real_pairs(pairs_folder, tmp_path_factory) -> list[PairRecord]:
+    """The pairs ingested from the real photos of ``pairs_folder``."""
+    return ingest_folder(pairs_folder, PreviewCache(tmp_path_factory.mktemp("cache"))).pairs
 
 
 @pytest.fixture()

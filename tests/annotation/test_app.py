@@ -17,8 +17,13 @@ from authface_core.annotation.session import Workspace
 from .conftest import make_pairs_folder
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 @pytest.fixture()
@@ -50,8 +55,13 @@ def test_review_a_pair_with_the_keyboard_in_chromium(workspace, tmp_path):
 
     demo = build_demo(workspace, ReviewerPolicy(allowed=frozenset({"ana"})))
     port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                allowed_paths=[str(workspace.root)])
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=[str(workspace.root)],
+    )
     screenshot = Path(tempfile.mkdtemp(prefix="annotate-browser-")) / "review-screen.png"
     try:
         with sync_playwright() as playwright:

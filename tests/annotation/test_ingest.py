@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from authface_core.errors import PairingError
 from authface_core.annotation.ingest import (
     NamingRule,
     hash_distance,
     ingest_folder,
     sha256_file,
 )
+from authface_core.errors import PairingError
 
 
 def _names(paths):
@@ -29,8 +29,10 @@ def test_ingest_reports_every_file(pairs_folder, preview_cache):
     assert ("gpen_ffhq_00007.png", "gpen_ffhq_00007_retouched.tif") in matched
     assert ("mono.png", "mono_retouched.png") in matched
     # a byte-identical copy of a pair is the same pair: kept once, reported as a duplicate
-    copies = [("copy_of_first.png", "copy_of_first_retouched.jpg"),
-              ("gpen_ffhq_00006.png", "gpen_ffhq_00006_retouched.jpg")]
+    copies = [
+        ("copy_of_first.png", "copy_of_first_retouched.jpg"),
+        ("gpen_ffhq_00006.png", "gpen_ffhq_00006_retouched.jpg"),
+    ]
     assert len(set(copies) & set(matched)) == 1
     assert ("reexport.jpg", "reexport_retouched.jpg") in matched
     assert len(matched) == 6 + 2
@@ -84,10 +86,7 @@ def test_perceptual_hash_tells_photos_apart(pairs_folder, preview_cache):
 
 def test_pairs_csv(pairs_folder, preview_cache, tmp_path):
     table = tmp_path / "pairs.csv"
-    table.write_text(
-        "original,retouched\n"
-        f"{pairs_folder / 'lonely.jpg'},{pairs_folder / 'orphan_retouched.png'}\n"
-    )
+    table.write_text(f"original,retouched\n{pairs_folder / 'lonely.jpg'},{pairs_folder / 'orphan_retouched.png'}\n")
     report = ingest_folder(pairs_folder, preview_cache, pairs_csv=table)
     assert [(Path(p.original_path).name, Path(p.retouched_path).name) for p in report.pairs] == [
         ("lonely.jpg", "orphan_retouched.png")

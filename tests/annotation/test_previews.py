@@ -24,8 +24,11 @@ def make_portrait_pair(shared_faces, folder, width: int) -> PairRecord:
     big.save(original, quality=92)
     retouch(big).save(retouched, compress_level=1)
     return PairRecord(
-        pair_id=f"portrait-{width}", original_path=str(original), retouched_path=str(retouched),
-        original_sha256=sha256_file(original), retouched_sha256=sha256_file(retouched),
+        pair_id=f"portrait-{width}",
+        original_path=str(original),
+        retouched_path=str(retouched),
+        original_sha256=sha256_file(original),
+        retouched_sha256=sha256_file(retouched),
     )
 
 

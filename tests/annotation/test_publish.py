@@ -13,11 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from authface_core.errors import PublishError
-from authface_core.annotation.ingest import ingest_folder
-from authface_core.annotation.previews import PreviewCache
 from authface_core.annotation.publish import PublishConfig, group_into_shards, publish
 from authface_core.annotation.store import Decision, ReviewStore
+from authface_core.errors import PublishError
 
 from .hub_standin import HubStandIn
 
@@ -26,11 +24,6 @@ REPO_ID = "photo-lab/authface-pairs"
 TOKEN = "hf_standinSecretToken0123456789"
 # about two of the real pairs (1-2 MB each) per shard, so a few pairs make several shards
 SHARD_BYTES = 5_000_000
-
-
-@pytest.fixture(scope="module")
-def real_pairs(pairs_folder, tmp_path_factory):
-    return ingest_folder(pairs_folder, PreviewCache(tmp_path_factory.mktemp("cache"))).pairs
 
 
 @pytest.fixture()
@@ -52,8 +45,16 @@ def hub_env(monkeypatch):
 
 def decide(store: ReviewStore, verdicts: dict[str, str], reviewer: str = "ana") -> None:
     for pair_id, verdict in verdicts.items():
-        store.record(Decision(pair_id=pair_id, reviewer=reviewer, verdict=verdict, tags=("lighting",),
-                              caption=f"portrait {pair_id[:4]}", note="ok" if verdict == "accept" else "halo"))
+        store.record(
+            Decision(
+                pair_id=pair_id,
+                reviewer=reviewer,
+                verdict=verdict,
+                tags=("lighting",),
+                caption=f"portrait {pair_id[:4]}",
+                note="ok" if verdict == "accept" else "halo",
+            )
+        )
 
 
 def test_group_into_shards_bounds_size():
@@ -134,8 +135,9 @@ def test_publish_killed_half_way_resumes_to_the_same_state(tmp_path, real_pairs,
 
     with HubStandIn(tmp_path / "hub-reference") as hub:
         hub_env(hub)
-        publish(ReviewStore(reference_path), PublishConfig(repo_id=REPO_ID, max_shard_bytes=SHARD_BYTES,
-                                                           rows_per_group=1))
+        publish(
+            ReviewStore(reference_path), PublishConfig(repo_id=REPO_ID, max_shard_bytes=SHARD_BYTES, rows_per_group=1)
+        )
         expected = _published_state(hub)
     assert sum(path.endswith(".parquet") for path in expected) >= 3
 
@@ -149,27 +151,40 @@ def test_publish_killed_half_way_resumes_to_the_same_state(tmp_path, real_pairs,
 
     with HubStandIn(tmp_path / "hub", on_commit=kill_at_second_shard) as hub:
         env = {**os.environ, **hub_env(hub)}
-        child.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.annotation.publish_worker", str(store.path), REPO_ID, str(SHARD_BYTES)],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
+        child.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.annotation.publish_worker", str(store.path), REPO_ID, str(SHARD_BYTES)],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         assert child[0].wait(timeout=120) == -signal.SIGKILL
         assert "README.md" not in hub.files(REPO_ID)  # really killed half-way
         hub.on_commit = None
-        resumed = publish(ReviewStore(store.path), PublishConfig(repo_id=REPO_ID, max_shard_bytes=SHARD_BYTES,
-                                                                 rows_per_group=1))
+        resumed = publish(
+            ReviewStore(store.path), PublishConfig(repo_id=REPO_ID, max_shard_bytes=SHARD_BYTES, rows_per_group=1)
+        )
         assert len(resumed.already_there) == 1  # the shard committed just before the kill
         assert _published_state(hub) == expected
         shard_commits = [p for _, ps in hub.commits for p in ps if p.endswith(".parquet")]
         assert len(shard_commits) == len(set(shard_commits))  # no shard uploaded twice
 
 
-def test_publish_errors_name_the_step_and_hide_the_token(tmp_path, real_pairs, hub_env):
+@pytest.mark.parametrize("token_source", ["HF_TOKEN", "saved login"])
+def test_publish_errors_name_the_step_and_hide_the_token(tmp_path, real_pairs, hub_env, monkeypatch, token_source):
+    import huggingface_hub.constants as constants
+
     store = ReviewStore(tmp_path / "store.sqlite")
     store.add_pairs(real_pairs[:1])
     decide(store, {real_pairs[0].pair_id: "accept"})
     with HubStandIn(tmp_path / "hub") as hub:
         hub_env(hub)
+        if token_source == "saved login":  # what `hf auth login` leaves behind
+            monkeypatch.delenv("HF_TOKEN")
+            (tmp_path / "token").write_text(TOKEN)
+            monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "token"))
         hub.server.RequestHandlerClass.do_PUT = lambda handler: handler._reply(403, {"error": f"bad token {TOKEN}"})
         with pytest.raises(PublishError, match="uploading data/train-00000.parquet") as raised:
             publish(store, PublishConfig(repo_id=REPO_ID))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from authface_core.errors import ReviewerNotAllowedError
 from authface_core.annotation.reviewers import ReviewerPolicy, resolve_reviewer
+from authface_core.errors import ReviewerNotAllowedError
 
 
 def test_local_names_and_allow_list():

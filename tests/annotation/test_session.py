@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from authface_core.annotation.publish import PublishResult
+from authface_core.annotation.session import (
+    Workspace,
+    facts_markdown,
+    ingest_report_markdown,
+    publish_report_markdown,
+)
 from authface_core.errors import DecisionRefusedError
-from authface_core.annotation.session import Workspace, facts_markdown, ingest_report_markdown
 
 from .conftest import make_pairs_folder
 
@@ -50,6 +56,22 @@ def test_reports_read_well(workspace):
     text = ingest_report_markdown(workspace.report, 2)
     assert text.startswith("**2 pairs found, 2 new.**")
     assert facts_markdown({}) == "_No facts recorded for this pair._"
+    result = PublishResult(uploaded=["data/train-00001.parquet"], already_there=[], published_pairs=7)
+    assert publish_report_markdown(result) == (
+        "Uploaded 1 new shard(s); 0 found already there; 7 pairs published in total."
+    )
+
+
+def test_workspace_from_the_environment(tmp_path):
+    environ = {"ANNOTATE_ROOT": str(tmp_path / "space-data"), "ANNOTATE_OVERLAP": "2"}
+    workspace = Workspace.from_env(environ=environ)
+    assert workspace.root == tmp_path / "space-data" and workspace.store.overlap == 2
+    workspace.close()
+    workspace = Workspace.from_env(tmp_path / "given", environ=environ)  # the command line's folder wins
+    assert workspace.root == tmp_path / "given"
+    workspace.close()
+    with pytest.raises(ValueError, match="ANNOTATE_OVERLAP must be a whole number.*'two'"):
+        Workspace.from_env(tmp_path, environ={"ANNOTATE_OVERLAP": "two"})
 
 
 def test_uploaded_files_are_copied_byte_for_byte_and_ingested(workspace, tmp_path):

@@ -13,19 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from authface_core.errors import DecisionRefusedError
-from authface_core.annotation.ingest import ingest_folder
 from authface_core.annotation.store import Decision, ReviewStore, resolve_verdict
+from authface_core.errors import DecisionRefusedError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def real_pairs(pairs_folder, tmp_path_factory):
-    """The pairs ingested from the real photos of ``pairs_folder``."""
-    from authface_core.annotation.previews import PreviewCache
-
-    return ingest_folder(pairs_folder, PreviewCache(tmp_path_factory.mktemp("cache"))).pairs
 
 
 def many_pairs(real_pairs, copies: int):
@@ -63,6 +54,23 @@ def test_locks_expire_and_are_exclusive(tmp_path, real_pairs):
         store.record(Decision(pair_id=first, reviewer="ben", verdict="accept"))
     clock.now += 61  # ana closed her browser
     assert store.claim_next("cleo") == first
+
+
+def test_a_held_pair_comes_back_only_in_its_own_queue(tmp_path, real_pairs):
+    store = ReviewStore(tmp_path / "s.sqlite", overlap=2)
+    store.add_pairs(real_pairs[:2])
+    disputed = store.claim_next("ana")
+    store.record(Decision(pair_id=disputed, reviewer="ana", verdict="accept"))
+    assert store.claim_next("ben") == disputed
+    store.record(Decision(pair_id=disputed, reviewer="ben", verdict="reject"))
+    review_pair = store.claim_next("cleo")
+    assert review_pair != disputed
+    # cleo switches to the adjudication queue: she gets the disputed pair, not the one she held
+    assert store.claim_next("cleo", queue="adjudication") == disputed
+    assert store.held_by("cleo") == disputed
+    assert store.claim_next("dan") == review_pair  # her old lock is given up, not left to expire
+    with pytest.raises(ValueError, match="queue must be one of"):
+        store.claim_next("dan", queue="later")
 
 
 def test_decisions_are_idempotent_and_undo_keeps_history(store, real_pairs):
@@ -145,7 +153,9 @@ def test_two_reviewer_threads_never_share_a_pair(tmp_path, real_pairs):
 def _worker(store_path: Path, reviewer: str, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.annotation.store_worker", str(store_path), reviewer, *extra],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 
