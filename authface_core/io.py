@@ -190,8 +190,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def encode_image(rgb: np.ndarray, alpha: np.ndarray | None = None, *, format: str = "PNG", quality: int = 95) -> bytes:
-    """Encode an (H, W, 3) uint8 image (plus optional alpha) to bytes in ``format``."""
+def encode_image(
+    rgb: np.ndarray,
+    alpha: np.ndarray | None = None,
+    *,
+    format: str = "PNG",
+    quality: int = 95,
+    jpeg_subsampling: str = "4:2:0",
+) -> bytes:
+    """Encode an (H, W, 3) uint8 image (plus optional alpha) to bytes in ``format``.
+
+    ``jpeg_subsampling`` "4:4:4" keeps full colour resolution (sharper skin tones and lips in
+    previews), at about a third more bytes than the usual "4:2:0".
+    """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
     image = Image.fromarray(rgb, "RGB")
@@ -199,6 +210,8 @@ def encode_image(rgb: np.ndarray, alpha: np.ndarray | None = None, *, format: st
         image.putalpha(Image.fromarray(alpha, "L"))
     buffer = io.BytesIO()
     options = {"quality": quality} if format.upper() in ("JPEG", "WEBP") else {}
+    if format.upper() == "JPEG":
+        options["subsampling"] = jpeg_subsampling
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
 

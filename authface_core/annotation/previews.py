@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +137,9 @@ class PreviewCache:
             if cached.is_file():
                 return load_rgb(cached)
             rgb = decode_screen_preview(path)
-            atomic_write_bytes(cached, _encode_preview(rgb))
+            atomic_write_bytes(
+                cached, encode_image(rgb, format="JPEG", quality=PREVIEW_JPEG_QUALITY, jpeg_subsampling="4:4:4")
+            )
             return rgb
 
     def is_ready(self, pair: PairRecord) -> bool:
@@ -231,13 +232,6 @@ class Prefetcher:
     def shutdown(self) -> None:
         """Drop the queued pairs and wait for the one being prepared."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _encode_preview(rgb: np.ndarray) -> bytes:
-    """JPEG bytes of a preview (io.encode_image has no 4:4:4 chroma option)."""
-    buffer = BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=PREVIEW_JPEG_QUALITY, subsampling=0)
-    return buffer.getvalue()
 
 
 def _crop_set_from_index(index: dict, folder: Path) -> CropSet:
