@@ -30,6 +30,34 @@ def shared_faces() -> Path:
     return SHARED_FACES
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless flags for this closed network: no background connections, updates or first-run pages.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def chromium():
+    """Debian's chromium (``apt-get install -y chromium``) driven by Playwright, headless.
+
+    Never ``playwright install``, which downloads a browser; skips with that reason where
+    /usr/bin/chromium is missing.
+    """
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """A real portrait (Eileen Collins, NASA, public domain) shipped by scikit-image: (512, 512, 3) uint8."""

@@ -16,15 +16,6 @@ from authface_core.annotation.session import Workspace
 
 from .conftest import make_pairs_folder
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
 
 @pytest.fixture()
 def workspace(shared_faces, tmp_path):
@@ -48,10 +39,9 @@ def _free_port() -> int:
 
 
 @pytest.mark.browser
-def test_review_a_pair_with_the_keyboard_in_chromium(workspace, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+@pytest.mark.browser
+def test_review_a_pair_with_the_keyboard_in_chromium(chromium, workspace, tmp_path):
+    from playwright.sync_api import expect
 
     demo = build_demo(workspace, ReviewerPolicy(allowed=frozenset({"ana"})))
     port = _free_port()
@@ -64,26 +54,23 @@ def test_review_a_pair_with_the_keyboard_in_chromium(workspace, tmp_path):
     )
     screenshot = Path(tempfile.mkdtemp(prefix="annotate-browser-")) / "review-screen.png"
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
-            counters = page.locator("#counters")
-            expect(counters).to_contain_text("To review 2", timeout=30_000)
-            page.locator("#reviewer-name textarea, #reviewer-name input").first.fill("ana")
-            page.locator("#start-button").click()
-            expect(page.locator("#facts")).to_contain_text("Original", timeout=60_000)
-            expect(page.locator("#ab-viewer img.ab-original")).to_be_visible(timeout=30_000)
+        page = chromium.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+        counters = page.locator("#counters")
+        expect(counters).to_contain_text("To review 2", timeout=30_000)
+        page.locator("#reviewer-name textarea, #reviewer-name input").first.fill("ana")
+        page.locator("#start-button").click()
+        expect(page.locator("#facts")).to_contain_text("Original", timeout=60_000)
+        expect(page.locator("#ab-viewer img.ab-original")).to_be_visible(timeout=30_000)
 
-            page.locator("#counters").click()  # focus out of the name field: keys are shortcuts now
-            page.keyboard.press("f")
-            expect(page.locator("#ab-viewer")).to_have_attribute("data-side", "retouched")
-            page.keyboard.press("a")
-            expect(counters).to_contain_text("Accepted 1", timeout=60_000)
-            expect(counters).to_contain_text("To review 1")
-            expect(page.locator("#ab-viewer")).to_have_attribute("data-side", "original")  # the next pair
-            page.screenshot(path=str(screenshot), full_page=True)
-            browser.close()
+        page.locator("#counters").click()  # focus out of the name field: keys are shortcuts now
+        page.keyboard.press("f")
+        expect(page.locator("#ab-viewer")).to_have_attribute("data-side", "retouched")
+        page.keyboard.press("a")
+        expect(counters).to_contain_text("Accepted 1", timeout=60_000)
+        expect(counters).to_contain_text("To review 1")
+        expect(page.locator("#ab-viewer")).to_have_attribute("data-side", "original")  # the next pair
+        page.screenshot(path=str(screenshot), full_page=True)
     finally:
         demo.close()
     print(f"screenshot: {screenshot}")

@@ -14,35 +14,19 @@ import pytest
 from authface_core.authenticity import VERDICTS
 from authface_core.restore import FAST_PRESET
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ANY_VERDICT = re.compile("|".join(VERDICTS))
 RESULT_TIMEOUT_MS = 300_000  # the tiny model on 2 shared CPU cores, with a loaded machine
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing: apt-get install -y chromium"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def page(tiny_app_url):
+def page(chromium, tiny_app_url):
     """A fresh headless chromium tab showing the demo."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1200})
-        tab.goto(tiny_app_url)
-        tab.locator("#restore-button").wait_for()
-        yield tab
-        browser.close()
+    tab = chromium.new_page(viewport={"width": 1400, "height": 1200})
+    tab.goto(tiny_app_url)
+    tab.locator("#restore-button").wait_for()
+    return tab
 
 
 def upload(page, path: Path) -> None:
