@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .degradations import DegradationParams, apply_degradation
+from .degradations import DEFAULT_KERNEL_SIZE, DegradationParams, apply_degradation
 from .metrics.identity import compare_faces, measure_face, to_eval_size
 from .metrics.niqe import niqe_or_none
 
@@ -92,15 +92,24 @@ def authenticity_report(input_face: np.ndarray, restored_face: np.ndarray) -> Au
     source = measure_face(input_face)
     if not source.found:
         return AuthenticityReport(
-            None, None, None, CANNOT_VERIFY, False,
-            "cannot verify: no face found in the input (too small, degraded or turned away)",
+            identity_distance=None,
+            identity_similarity=None,
+            landmark_shift=None,
+            verdict=CANNOT_VERIFY,
+            warning=False,
+            message="cannot verify: no face found in the input (too small, degraded or turned away)",
         )
     input_niqe = niqe_or_none(to_eval_size(input_face))
     restored = measure_face(restored_face)
     if not restored.found:
         return AuthenticityReport(
-            None, None, None, CANNOT_VERIFY, True,
-            "cannot verify: the input has a face but none is found in the restored output", input_niqe,
+            identity_distance=None,
+            identity_similarity=None,
+            landmark_shift=None,
+            verdict=CANNOT_VERIFY,
+            warning=True,
+            message="cannot verify: the input has a face but none is found in the restored output",
+            input_niqe=input_niqe,
         )
     scores = compare_faces(restored, source)
     numbers = (
@@ -122,11 +131,27 @@ def authenticity_report(input_face: np.ndarray, restored_face: np.ndarray) -> Au
         geometry = f"; landmarks moved more than {LANDMARK_SHIFT_LIMIT:g} px" if warning else ""
         message = f"same person: {numbers}{geometry}"
     return AuthenticityReport(
-        scores.distance, scores.similarity, scores.landmark_distance, verdict, warning, message, input_niqe
+        identity_distance=scores.distance,
+        identity_similarity=scores.similarity,
+        landmark_shift=scores.landmark_distance,
+        verdict=verdict,
+        warning=warning,
+        message=message,
+        input_niqe=input_niqe,
     )
 
 
 def degrade_for_calibration(face: np.ndarray, level: tuple[float, float, float, int], seed: int) -> np.ndarray:
     """One of :data:`CALIBRATION_LEVELS` applied to an aligned face, isotropic blur, seeded noise."""
     down, sigma, noise, quality = level
-    return apply_degradation(face, DegradationParams(sigma, sigma, 0.0, down, noise, quality, 41, noise_seed=seed))
+    params = DegradationParams(
+        sigma_x=sigma,
+        sigma_y=sigma,
+        theta=0.0,
+        downsample=down,
+        noise_sigma=noise,
+        jpeg_quality=quality,
+        kernel_size=DEFAULT_KERNEL_SIZE,
+        noise_seed=seed,
+    )
+    return apply_degradation(face, params)

@@ -183,6 +183,14 @@ def resolve_degradation(preset_or_config: str | DegradationConfig) -> Degradatio
     return PRESETS[preset_or_config]
 
 
+def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square (S, S, 3) uint8 face to (size, size, 3): area averaging down, cubic up."""
+    if rgb.shape[0] == size and rgb.shape[1] == size:
+        return rgb
+    interpolation = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (size, size), interpolation=interpolation)
+
+
 def load_square_face(path: str | os.PathLike, size: int) -> np.ndarray:
     """Load an aligned (square) face and resize it to (size, size, 3) uint8; refuse other shapes."""
     rgb = load_rgb(path)
@@ -192,10 +200,7 @@ def load_square_face(path: str | os.PathLike, size: int) -> np.ndarray:
             str(path),
             f"is {width}x{height}, not an aligned square face; align it first (python -m authface_core faces)",
         )
-    if height == size:
-        return rgb
-    interpolation = cv2.INTER_AREA if height > size else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (size, size), interpolation=interpolation)
+    return resize_square(rgb, size)
 
 
 def build_degraded_set(

@@ -62,12 +62,24 @@ LANDMARK_PERCENTILE = 99
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=Path, default=REPO_ROOT.parent / "shared" / "faces" / "identity",
-                        help="folder with one sub-folder of photos per person")
-    parser.add_argument("-o", "--out", type=Path, default=REPO_ROOT / "bench" / "out" / "calibration",
-                        help="output folder for calibration.json and calibration.md")
-    parser.add_argument("--reuse", action="store_true",
-                        help="re-derive the constants from OUT/calibration.json instead of measuring again")
+    parser.add_argument(
+        "--faces",
+        type=Path,
+        default=REPO_ROOT.parent / "shared" / "faces" / "identity",
+        help="folder with one sub-folder of photos per person",
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=REPO_ROOT / "bench" / "out" / "calibration",
+        help="output folder for calibration.json and calibration.md",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="re-derive the constants from OUT/calibration.json instead of measuring again",
+    )
     return parser.parse_args(argv)
 
 
@@ -159,19 +171,26 @@ def per_level_table(rows: list[dict]) -> list[dict]:
         level_rows = [r for r in rows if r["level"] == level_index]
         found = [r for r in level_rows if r["found"]]
         auc, threshold, accuracy = separation(level_rows)
-        table.append({
-            "level": level,
-            "niqe_median": float(np.median([r["niqe"] for r in level_rows])),
-            "niqe_range": [float(min(r["niqe"] for r in level_rows)), float(max(r["niqe"] for r in level_rows))],
-            "found": f"{len(found)}/{len(level_rows)}",
-            "own_distance_median": float(np.median([r["own_distance"] for r in found])) if found else None,
-            "other_distance_median": (
-                float(np.median([d for r in found for d in r["other_distances"]])) if found else None
-            ),
-            "auc_own_vs_others": auc,
-            "landmark_shift_median": float(np.median([r["landmark_shift"] for r in found])) if found else None,
-        })
+        table.append(
+            {
+                "level": level,
+                "niqe_median": float(np.median([r["niqe"] for r in level_rows])),
+                "niqe_range": [float(min(r["niqe"] for r in level_rows)), float(max(r["niqe"] for r in level_rows))],
+                "found": f"{len(found)}/{len(level_rows)}",
+                "own_distance_median": float(np.median([r["own_distance"] for r in found])) if found else None,
+                "other_distance_median": (
+                    float(np.median([d for r in found for d in r["other_distances"]])) if found else None
+                ),
+                "auc_own_vs_others": auc,
+                "landmark_shift_median": float(np.median([r["landmark_shift"] for r in found])) if found else None,
+            }
+        )
     return table
+
+
+def _format_or_na(value: float | None, digits: int = 3) -> str:
+    """A table cell: the value rounded, or "n/a" where no face was found at that level."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def render_markdown(result: dict) -> str:
@@ -191,11 +210,10 @@ def render_markdown(result: dict) -> str:
     ]
     for row in result["levels"]:
         lo, hi = row["niqe_range"]
-        fmt = lambda v, d=3: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
         lines.append(
             f"| {row['level']} | {row['niqe_median']:.2f} [{lo:.2f}, {hi:.2f}] | {row['found']} | "
-            f"{fmt(row['own_distance_median'])} | {fmt(row['other_distance_median'])} | "
-            f"{fmt(row['auc_own_vs_others'])} | {fmt(row['landmark_shift_median'], 2)} |"
+            f"{_format_or_na(row['own_distance_median'])} | {_format_or_na(row['other_distance_median'])} | "
+            f"{_format_or_na(row['auc_own_vs_others'])} | {_format_or_na(row['landmark_shift_median'], 2)} |"
         )
     derived, current = result["derived"], result["current_constants"]
     lines += ["", "| constant | derived here | in authenticity.py |", "|---|---:|---:|"]
@@ -203,7 +221,7 @@ def render_markdown(result: dict) -> str:
     gated = result["gated"]
     lines.append(
         f"\nInputs under the NIQE gate: {gated['inputs']} of {gated['all_inputs']}; own vs others ROC AUC "
-        f"{gated['auc']:.3f}, balanced accuracy at DRIFT_DISTANCE {gated['balanced_accuracy']:.3f}."
+        f"{gated['auc']:.3f}, balanced accuracy at the derived DRIFT_DISTANCE {gated['balanced_accuracy']:.3f}."
     )
     return "\n".join(lines) + "\n"
 

@@ -42,8 +42,12 @@ SWEEPS = {"fidelity": float, "steps": int}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hq", type=Path, default=REPO_ROOT.parent / "shared" / "faces" / "hq_aligned",
-                        help="folder of clean aligned faces (default ../shared/faces/hq_aligned)")
+    parser.add_argument(
+        "--hq",
+        type=Path,
+        default=REPO_ROOT.parent / "shared" / "faces" / "hq_aligned",
+        help="folder of clean aligned faces (default ../shared/faces/hq_aligned)",
+    )
     parser.add_argument("--count", type=int, default=3, help="how many faces of --hq to use, in name order (default 3)")
     parser.add_argument("--size", type=int, default=256, help="face size in px, a multiple of 8 (default 256)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="gfpgan", help="degradation preset")
@@ -86,24 +90,29 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.hq}: no images")
     benchmark_set = build_degraded_set(hq_paths, args.out / "set", args.preset, args.seed, args.size)
     pipe = load_pipeline(args.model)
-    base = RestoreConfig(
-        num_inference_steps=args.steps, fidelity=args.fidelity, seed=args.seed, scheduler=args.scheduler,
-        face_size=args.size, aligned=True, check_identity=False,
+    base_config = RestoreConfig(
+        num_inference_steps=args.steps,
+        fidelity=args.fidelity,
+        seed=args.seed,
+        scheduler=args.scheduler,
+        face_size=args.size,
+        aligned=True,
+        check_identity=False,
     )
     # One 1-step call first, so that one-time setup (allocations, kernel choice) is not timed.
     warm_up = load_rgb(list_images([benchmark_set / "lq"])[0])[None]
-    restore_faces(pipe, warm_up, dataclasses.replace(base, num_inference_steps=1))
+    restore_faces(pipe, warm_up, dataclasses.replace(base_config, num_inference_steps=1))
     method_dirs = [benchmark_set / "lq"]
     timings = {}
+    swept_field = "fidelity" if args.sweep == "fidelity" else "num_inference_steps"  # RestoreConfig's name
     for value in tqdm(args.values, desc=f"Restoring over {args.sweep}", unit="setting"):
-        field = "fidelity" if args.sweep == "fidelity" else "num_inference_steps"
-        config = dataclasses.replace(base, **{field: value})
+        restore_config = dataclasses.replace(base_config, **{swept_field: value})
         out_dir = args.out / "restored" / f"{args.sweep}_{value:g}"
-        timings[out_dir.name] = restore_folder(pipe, benchmark_set / "lq", out_dir, config)
+        timings[out_dir.name] = restore_folder(pipe, benchmark_set / "lq", out_dir, restore_config)
         method_dirs.append(out_dir)
     learned = () if args.learned == "none" else tuple(args.learned.split(","))
-    config = EvaluationConfig(gt_dir=benchmark_set / "hq", identity=not args.no_identity, learned=learned)
-    report = evaluate_folders(method_dirs, config)
+    evaluation_config = EvaluationConfig(gt_dir=benchmark_set / "hq", identity=not args.no_identity, learned=learned)
+    report = evaluate_folders(method_dirs, evaluation_config)
     title = (
         f"{args.model} on {len(hq_paths)} {args.hq.name} faces at {args.size} px, {args.preset} degradation "
         f"(seed {args.seed}), sweep over {args.sweep}"

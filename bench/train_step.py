@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from authface_core.io import atomic_write_bytes  # noqa: E402
-from authface_core.training.common import place  # noqa: E402
+from authface_core.training.common import freeze, place  # noqa: E402
 from authface_core.training.losses import FacialDiscriminators, FacialLossConfig, discriminator_loss  # noqa: E402
 from authface_core.training.train_controlnet import (  # noqa: E402
     AUTHFACE_CONDITIONING_CHANNELS,
@@ -73,6 +73,11 @@ SDXL_VAE_CONFIG = {
     "scaling_factor": 0.13025,
 }
 SDXL_TEXT_WIDTH, SDXL_POOLED_WIDTH = 2048, 1280
+SDXL_TIME_IDS = 6  # micro-conditioning numbers per sample (``training.common.sdxl_time_ids``)
+# train_controlnet.py's defaults: --facial_loss_weight, --learning_rate, --discriminator_learning_rate, --max_grad_norm.
+FACIAL_LOSS_WEIGHT = 0.1
+CONTROLNET_LEARNING_RATE, DISCRIMINATOR_LEARNING_RATE = 1e-5, 1e-4
+MAX_GRAD_NORM = 1.0
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -109,13 +114,16 @@ def build_models(tiny: bool, device: torch.device, dtype: torch.dtype) -> tuple[
         components = build_tiny_components(seed=0)
         vae, unet = components["vae"], components["unet"]
         text_width = unet.config.cross_attention_dim
-        pooled_width = unet.config.projection_class_embeddings_input_dim - 6 * unet.config.addition_time_embed_dim
+        pooled_width = (
+            unet.config.projection_class_embeddings_input_dim - SDXL_TIME_IDS * unet.config.addition_time_embed_dim
+        )
     else:
         vae, unet = AutoencoderKL(**SDXL_VAE_CONFIG), UNet2DConditionModel(**SDXL_UNET_CONFIG)
         text_width, pooled_width = SDXL_TEXT_WIDTH, SDXL_POOLED_WIDTH
     controlnet = new_controlnet(unet, AUTHFACE_CONDITIONING_CHANNELS).to(device).train()
-    place(vae.requires_grad_(False).eval(), device, torch.float32)
-    place(unet.requires_grad_(False).eval(), device, dtype)
+    freeze(vae, unet)
+    place(vae, device, torch.float32)  # SDXL's VAE overflows in fp16, so training keeps it in fp32 too
+    place(unet, device, dtype)
     generator = torch.Generator().manual_seed(0)
     prompt_embeds = torch.randn(1, 77, text_width, generator=generator).to(device)
     pooled = torch.randn(1, pooled_width, generator=generator).to(device)
@@ -140,10 +148,15 @@ def training_step(models, discriminators, optimizers, batch, dtype, device) -> N
     config = FacialLossConfig()
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         losses = stage2_losses(
-            models, batch, discriminators=discriminators, loss_config=config, facial_loss_weight=0.1, weight_dtype=dtype
+            models,
+            batch,
+            discriminators=discriminators,
+            loss_config=config,
+            facial_loss_weight=FACIAL_LOSS_WEIGHT,
+            weight_dtype=dtype,
         )
     losses.total.backward()
-    torch.nn.utils.clip_grad_norm_(models.controlnet.parameters(), 1.0)
+    torch.nn.utils.clip_grad_norm_(models.controlnet.parameters(), MAX_GRAD_NORM)
     controlnet_optimizer.step()
     controlnet_optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -157,6 +170,7 @@ def training_step(models, discriminators, optimizers, batch, dtype, device) -> N
             config,
         )
     d_loss.backward()
+    torch.nn.utils.clip_grad_norm_(discriminators.parameters(), MAX_GRAD_NORM)
     discriminator_optimizer.step()
     discriminator_optimizer.zero_grad(set_to_none=True)
 
@@ -171,8 +185,8 @@ def measure(models, discriminators, batch_size: int, args, device, dtype, checkp
     for module in (models.controlnet, models.unet):
         module.enable_gradient_checkpointing() if checkpointing else module.disable_gradient_checkpointing()
     optimizers = (
-        torch.optim.AdamW(models.controlnet.parameters(), lr=1e-5),
-        torch.optim.AdamW(discriminators.parameters(), lr=1e-4),
+        torch.optim.AdamW(models.controlnet.parameters(), lr=CONTROLNET_LEARNING_RATE),
+        torch.optim.AdamW(discriminators.parameters(), lr=DISCRIMINATOR_LEARNING_RATE),
     )
     batch = random_batch(batch_size, args.resolution, device)
     row = {"batch_size": batch_size, "gradient_checkpointing": checkpointing}

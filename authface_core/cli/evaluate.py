@@ -32,7 +32,8 @@ def add_arguments(parser) -> None:
         "--plot-metric", help="metric to plot per method (default: psnr_y with --gt, else niqe; 'none' for no plot)"
     )
     parser.add_argument(
-        "--x-label", default="setting",
+        "--x-label",
+        default="setting",
         help="what the number ending each folder name means, e.g. fidelity or steps (folders fidelity_0.5, ...)",
     )
     parser.add_argument("--title", default="Evaluation", help="title of the Markdown table")

@@ -21,12 +21,11 @@ from ..errors import InvalidImageError
 from ..io import list_images, load_rgb
 from .fidelity import psnr, ssim
 from .learned import LEARNED_METRICS, LearnedMetrics, load_learned_metrics
-from .niqe import BLOCK_SIZE, niqe_or_none
+from .niqe import NIQE_MIN_SIDE, niqe_or_none
 from .specs import METRIC_SPECS
 
 FIDELITY_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 IDENTITY_METRICS = ("identity_similarity", "identity_angle", "lmd")
-NIQE_MIN_SIDE = 2 * BLOCK_SIZE
 
 
 @dataclass(frozen=True)
@@ -167,8 +166,9 @@ def _score_image(
         truth = load_rgb(truth_path)
         if truth.shape != restored.shape:
             raise InvalidImageError(
-                str(path), f"is {restored.shape[1]}x{restored.shape[0]} but its ground truth {truth_path} is "
-                f"{truth.shape[1]}x{truth.shape[0]}; restore at the ground truth's size"
+                str(path),
+                f"is {restored.shape[1]}x{restored.shape[0]} but its ground truth {truth_path} is "
+                f"{truth.shape[1]}x{truth.shape[0]}; restore at the ground truth's size",
             )
         for channel in ("y", "rgb"):
             scores[f"psnr_{channel}"] = psnr(restored, truth, channel=channel)

@@ -73,8 +73,6 @@ def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
     var_b = _gaussian_window_mean(b * b) - mean_b**2
     cov_ab = _gaussian_window_mean(a * b) - mean_a * mean_b
     c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
-    ssim_map = ((2 * mean_a * mean_b + c1) * (2 * cov_ab + c2)) / (
-        (mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2)
-    )
+    ssim_map = ((2 * mean_a * mean_b + c1) * (2 * cov_ab + c2)) / ((mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2))
     inner = ssim_map[SSIM_RADIUS:-SSIM_RADIUS, SSIM_RADIUS:-SSIM_RADIUS]  # windows inside the image
     return float(inner.mean(dtype=np.float64))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from ..degradations import resize_square
 from ..faces.detect import DetectedFace, Landmarks, detect_faces
 from ..faces.identity import descriptor_distance, face_descriptor, identity_similarity
 
@@ -55,10 +55,7 @@ def to_eval_size(aligned_rgb: np.ndarray) -> np.ndarray:
     height, width = aligned_rgb.shape[:2]
     if height != width:
         raise ValueError(f"expected a square aligned face, got {width}x{height}")
-    if height == EVAL_FACE_SIZE:
-        return aligned_rgb
-    interpolation = cv2.INTER_AREA if height > EVAL_FACE_SIZE else cv2.INTER_CUBIC
-    return cv2.resize(aligned_rgb, (EVAL_FACE_SIZE, EVAL_FACE_SIZE), interpolation=interpolation)
+    return resize_square(aligned_rgb, EVAL_FACE_SIZE)
 
 
 def measure_face(aligned_rgb: np.ndarray) -> FaceMeasurement:

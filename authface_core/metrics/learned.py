@@ -43,9 +43,6 @@ class LearnedMetrics:
     scorers: dict[str, Callable[..., float]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
-    def kind(self, key: str) -> str:
-        return LEARNED_METRICS[key][1]
-
 
 def load_learned_metrics(keys: Sequence[str], *, device: str = "cpu") -> LearnedMetrics:
     """Create the pyiqa metrics named by ``keys``; each one that cannot be loaded is recorded as skipped."""

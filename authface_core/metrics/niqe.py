@@ -30,6 +30,7 @@ from scipy.special import gamma
 from .fidelity import rgb_to_y
 
 BLOCK_SIZE = 96  # pixels at full scale (MATLAB niqe's default)
+NIQE_MIN_SIDE = 2 * BLOCK_SIZE  # at least 2 x 2 blocks, so that the block features have a covariance
 MSCN_WINDOW_SIZE, MSCN_WINDOW_SIGMA = 7, 7.0 / 6.0
 MSCN_STABILITY = 1.0  # the "+1" in the denominator of the MSCN coefficients (for 0..255 images)
 # Neighbour offsets (rows, columns) whose products with the MSCN map are modelled (paper, Fig. 2).
@@ -52,8 +53,8 @@ def niqe(rgb: np.ndarray) -> float:
     """NIQE of an (H, W, 3) uint8 RGB image (at least 192 px a side); lower means more natural."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"NIQE expects an (H, W, 3) RGB image, got shape {rgb.shape}")
-    if min(rgb.shape[:2]) < 2 * BLOCK_SIZE:
-        raise ValueError(f"NIQE needs at least {2 * BLOCK_SIZE} px a side, got {rgb.shape}")
+    if min(rgb.shape[:2]) < NIQE_MIN_SIDE:
+        raise ValueError(f"NIQE needs at least {NIQE_MIN_SIDE} px a side, got {rgb.shape}")
     luma = np.round(rgb_to_y(rgb))
     rows, cols = (luma.shape[0] // BLOCK_SIZE) * BLOCK_SIZE, (luma.shape[1] // BLOCK_SIZE) * BLOCK_SIZE
     luma = luma[:rows, :cols]
@@ -65,7 +66,7 @@ def niqe(rgb: np.ndarray) -> float:
 
 def niqe_or_none(rgb: np.ndarray) -> float | None:
     """NIQE where it is defined; None for images under 192 px a side or without texture (flat)."""
-    if min(rgb.shape[:2]) < 2 * BLOCK_SIZE:
+    if min(rgb.shape[:2]) < NIQE_MIN_SIDE:
         return None
     try:
         return niqe(rgb)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointNotFoundError, MissingDependencyError
+from .losses import PREDICTION_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def check_shared_arguments(args: argparse.Namespace) -> None:
 
 
 def resolve_trackers(report_to: str) -> list[str]:
-    """The trackers to log to; 'auto' picks the installed ones of TRACKERS (none installed: the JSONL file only)."""
+    """The trackers to log to; 'auto' picks the first installed one of TRACKERS (none: the JSONL file only)."""
     import importlib.util
 
     if report_to == "none":
@@ -274,6 +275,31 @@ def encode_pixels(vae: torch.nn.Module, pixels: torch.Tensor, generator: torch.G
     return latents * vae.config.scaling_factor
 
 
+def add_training_noise(
+    noise_scheduler, latents: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(noise, timesteps (B,), noisy latents) for clean latents (B, C, h, w), t uniform over the train steps."""
+    noise = torch.randn(latents.shape, generator=generator, device=latents.device)
+    timesteps = torch.randint(
+        0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator, device=latents.device
+    )
+    return noise, timesteps, noise_scheduler.add_noise(latents, noise, timesteps)
+
+
+def diffusion_target(
+    noise_scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+) -> torch.Tensor:
+    """What the UNet is trained to predict under the scheduler's ``prediction_type``."""
+    prediction_type = noise_scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "v_prediction":
+        return noise_scheduler.get_velocity(latents, noise, timesteps)
+    if prediction_type == "sample":
+        return latents
+    raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+
+
 def create_optimizer(parameters, args: argparse.Namespace, learning_rate: float):
     """AdamW, or bitsandbytes' 8-bit AdamW with --use_8bit_adam."""
     optimizer_class = torch.optim.AdamW
@@ -293,12 +319,15 @@ def create_optimizer(parameters, args: argparse.Namespace, learning_rate: float)
 
 
 def effective_learning_rate(args: argparse.Namespace, accelerator, base: float) -> float:
+    """``base``, times the global batch (accumulation x batch size x processes) with --scale_lr."""
     if args.scale_lr:
         return base * args.gradient_accumulation_steps * args.train_batch_size * accelerator.num_processes
     return base
 
 
 def create_lr_scheduler(optimizer, args: argparse.Namespace, accelerator, max_train_steps: int):
+    """diffusers' --lr_scheduler; warm-up and total steps are multiplied by the process count because
+    the prepared scheduler advances once per process on every optimiser step (as diffusers' scripts do)."""
     from diffusers.optimization import get_scheduler
 
     return get_scheduler(
@@ -311,7 +340,7 @@ def create_lr_scheduler(optimizer, args: argparse.Namespace, accelerator, max_tr
 
 @dataclass(frozen=True)
 class StepPlan:
-    """How long a run is: optimiser steps, epochs, and steps per epoch (None when streaming)."""
+    """How long a run is: optimiser steps, epochs, and steps per epoch of each process (None when streaming)."""
 
     max_train_steps: int
     num_epochs: int
@@ -325,10 +354,20 @@ class StepPlan:
         return epoch, steps_into_epoch * gradient_accumulation_steps
 
 
-def plan_steps(args: argparse.Namespace, batches_per_epoch: int | None) -> StepPlan:
-    """The run's length from the flags and the dataloader length (None when streaming)."""
-    if batches_per_epoch is None:
+def plan_steps(args: argparse.Namespace, dataloader: torch.utils.data.DataLoader, num_processes: int) -> StepPlan:
+    """The run's length from the flags and the dataloader, before ``accelerator.prepare``.
+
+    Epochs are counted in the batches one process sees: accelerate splits the (drop-last) batch
+    sampler into ``len(dataloader) // num_processes`` batches per process.
+    """
+    if args.streaming:
         return StepPlan(args.max_train_steps, 1 << 30, None)  # a stream: stop on steps only
+    batches_per_epoch = len(dataloader) // num_processes
+    if batches_per_epoch == 0:
+        raise ValueError(
+            f"{len(dataloader.dataset)} training examples give {len(dataloader)} batches of --train_batch_size "
+            f"{args.train_batch_size}, fewer than one per process ({num_processes} processes)"
+        )
     updates_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
     return StepPlan(max_train_steps, math.ceil(max_train_steps / updates_per_epoch), updates_per_epoch)
@@ -367,10 +406,6 @@ def make_dataloader(train_dataset, args: argparse.Namespace) -> torch.utils.data
         num_workers=args.dataloader_num_workers,
         drop_last=True,
     )
-    if not args.streaming and len(dataloader) == 0:
-        raise ValueError(
-            f"{len(train_dataset)} training examples, fewer than one batch (--train_batch_size {args.train_batch_size})"
-        )
     return dataloader
 
 

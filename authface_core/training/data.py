@@ -28,8 +28,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..degradations import DegradationConfig, degrade
+from ..degradations import DegradationConfig, degrade, resize_square
 from ..errors import InvalidImageError
+from ..io import pil_to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -77,16 +78,9 @@ def resolve_image_column(column_names: list[str], requested: str | None = None) 
 
 
 def _to_rgb_array(image) -> np.ndarray:
-    """A `datasets` Image value (PIL image) as (H, W, 3) uint8."""
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize a square (S, S, 3) uint8 face to (size, size, 3): area averaging down, cubic up."""
-    if rgb.shape[0] == size and rgb.shape[1] == size:
-        return rgb
-    interpolation = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (size, size), interpolation=interpolation)
+    """A `datasets` Image value (PIL image) as (H, W, 3) uint8 sRGB, decoded as ``io.load_rgb`` decodes files
+    (embedded colour profile applied, 16-bit scaled), so training sees the colours inference will."""
+    return pil_to_rgb(image)[0]
 
 
 def find_face(
@@ -125,7 +119,7 @@ def _prepare_example(example: dict, *, image_column: str, align: bool, face_size
     return {FACE_COLUMN: Image.fromarray(face), LANDMARKS_COLUMN: landmarks.tolist()}
 
 
-def prepare_faces(dataset, image_column: str, *, align: bool, face_size: int, num_proc: int | None = None):
+def prepare_faces(dataset, image_column: str, *, align: bool, face_size: int):
     """Add ``face`` (aligned, face_size) and ``landmarks`` (68 x 2) columns; drop examples without a face.
 
     A dataset that already has both columns (prepared once and saved, which a streamed set should
@@ -134,7 +128,7 @@ def prepare_faces(dataset, image_column: str, *, align: bool, face_size: int, nu
     if {FACE_COLUMN, LANDMARKS_COLUMN} <= set(dataset.column_names or []):
         return dataset
     prepare = partial(_prepare_example, image_column=image_column, align=align, face_size=face_size)
-    kwargs = {} if _is_streaming(dataset) else {"num_proc": num_proc, "desc": "Aligning faces"}
+    kwargs = {} if _is_streaming(dataset) else {"desc": "Aligning faces"}
     prepared = dataset.map(prepare, remove_columns=[image_column], **kwargs)  # the face replaces the photo
     kept = prepared.filter(lambda example: example[LANDMARKS_COLUMN] is not None)
     if not _is_streaming(dataset):

@@ -26,6 +26,7 @@ from torch.func import functional_call
 
 LOSS_REGIONS = ("eyes", "mouth")
 TIME_WEIGHT_SCHEDULES = ("logit_normal", "constant")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")  # what a diffusers scheduler's UNet may predict
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def predict_clean_latents(
         return sqrt_alpha * noisy - sqrt_one_minus * output
     if prediction_type == "sample":
         return output
-    raise ValueError(f"prediction_type must be 'epsilon', 'v_prediction' or 'sample', got {prediction_type!r}")
+    raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
 
 
 def crop_regions(
@@ -217,7 +218,6 @@ class FacialLossTerms:
     style: torch.Tensor
     adversarial: torch.Tensor
     total: torch.Tensor
-    weights: torch.Tensor  # (B,) time weights
 
 
 def crop_facial_regions(
@@ -257,7 +257,6 @@ def facial_feature_loss(
         style=style.mean().detach(),
         adversarial=adversarial.mean().detach(),
         total=(weights * per_sample).mean(),
-        weights=weights.detach(),
     )
 
 

@@ -26,15 +26,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..degradations import PRESETS
+from ..degradations import PRESETS, load_square_face
 from ..pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
 from .common import (
     MetricsLog,
     add_shared_arguments,
+    add_training_noise,
     build_pipeline,
     check_shared_arguments,
     create_lr_scheduler,
     create_optimizer,
+    diffusion_target,
     effective_learning_rate,
     encode_pixels,
     export_pipeline,
@@ -138,6 +140,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
 
 
 def parse_channels(value: str | tuple[int, ...]) -> tuple[int, ...]:
+    """--conditioning_embedding_out_channels "16,32,96,256" as a tuple of positive integers."""
     if isinstance(value, tuple):
         return value
     try:
@@ -152,6 +155,7 @@ def parse_channels(value: str | tuple[int, ...]) -> tuple[int, ...]:
 
 
 def facial_loss_config_from_args(args: argparse.Namespace) -> FacialLossConfig:
+    """The facial loss flags as a validated :class:`FacialLossConfig`."""
     return FacialLossConfig(
         style_weight=args.style_loss_weight,
         adversarial_weight=args.adversarial_loss_weight,
@@ -173,6 +177,8 @@ class Stage2Models:
 
 @dataclass
 class Stage2Losses:
+    """One batch's losses (``total`` is optimised) and what the discriminator step reuses."""
+
     diffusion: torch.Tensor
     facial: FacialLossTerms | None
     total: torch.Tensor
@@ -200,12 +206,9 @@ def stage2_losses(
     hq, lq = batch["hq"], batch["lq"]
     batch_size, resolution, device = hq.shape[0], hq.shape[-1], hq.device
     scheduler = models.noise_scheduler
-    num_train_timesteps = scheduler.config.num_train_timesteps
 
     latents = encode_pixels(models.vae, hq, generator).float()  # (B, 4, R/8, R/8)
-    noise = torch.randn(latents.shape, generator=generator, device=device)
-    timesteps = torch.randint(0, num_train_timesteps, (batch_size,), generator=generator, device=device)
-    noisy_latents = scheduler.add_noise(latents, noise, timesteps)
+    noise, timesteps, noisy_latents = add_training_noise(scheduler, latents, generator)
 
     prompt_embeds = models.prompt_embeds.expand(batch_size, -1, -1)
     size = torch.full((batch_size, 2), resolution, device=device)
@@ -232,11 +235,11 @@ def stage2_losses(
         return_dict=False,
     )[0].float()
 
-    prediction_type = scheduler.config.prediction_type
-    target = scheduler.get_velocity(latents, noise, timesteps) if prediction_type == "v_prediction" else noise
-    diffusion = F.mse_loss(model_pred, target)
-    predicted = predict_clean_latents(noisy_latents, model_pred, timesteps, scheduler.alphas_cumprod, prediction_type)
-    weights = time_weight(timesteps, num_train_timesteps, loss_config.time_weight)
+    diffusion = F.mse_loss(model_pred, diffusion_target(scheduler, latents, noise, timesteps))
+    predicted = predict_clean_latents(
+        noisy_latents, model_pred, timesteps, scheduler.alphas_cumprod, scheduler.config.prediction_type
+    )
+    weights = time_weight(timesteps, scheduler.config.num_train_timesteps, loss_config.time_weight)
     facial = None
     total = diffusion
     if discriminators is not None and facial_loss_weight > 0:
@@ -282,8 +285,6 @@ def load_validation_faces(paths: list[str], resolution: int):
     """(N, R, R, 3) uint8 aligned LQ faces for validation, or None."""
     if not paths:
         return None
-    from ..degradations import load_square_face
-
     return np.stack([load_square_face(path, resolution) for path in paths])
 
 
@@ -361,7 +362,7 @@ def main(args: argparse.Namespace) -> Path:
     dataloader = make_dataloader(train_dataset, args)
 
     # 3. Optimisers and schedules.
-    plan = plan_steps(args, None if args.streaming else len(dataloader))
+    plan = plan_steps(args, dataloader, accelerator.num_processes)
     learning_rate = effective_learning_rate(args, accelerator, args.learning_rate)
     optimizer = create_optimizer(controlnet.parameters(), args, learning_rate)
     lr_scheduler = create_lr_scheduler(optimizer, args, accelerator, plan.max_train_steps)

@@ -29,9 +29,11 @@ from ..pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
 from .common import (
     MetricsLog,
     add_shared_arguments,
+    add_training_noise,
     check_shared_arguments,
     create_lr_scheduler,
     create_optimizer,
+    diffusion_target,
     effective_learning_rate,
     encode_pixels,
     export_pipeline,
@@ -124,12 +126,8 @@ def stage1_loss(
     generator: torch.Generator | None = None,
 ):
     """Noise-prediction MSE of one batch: pixels (B, 3, R, R) in [-1, 1] with its SDXL micro-conditioning."""
-    latents = encode_pixels(vae, batch["pixels"], generator).float()
-    noise = torch.randn(latents.shape, generator=generator, device=latents.device)
-    timesteps = torch.randint(
-        0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator, device=latents.device
-    )
-    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+    latents = encode_pixels(vae, batch["pixels"], generator).float()  # (B, 4, R/8, R/8)
+    noise, timesteps, noisy_latents = add_training_noise(noise_scheduler, latents, generator)
     added_cond = {
         "text_embeds": pooled_prompt_embeds.to(weight_dtype),
         "time_ids": sdxl_time_ids(batch["original_size"], batch["crop_top_left"], resolution).to(weight_dtype),
@@ -141,11 +139,7 @@ def stage1_loss(
         added_cond_kwargs=added_cond,
         return_dict=False,
     )[0].float()
-    if noise_scheduler.config.prediction_type == "v_prediction":
-        target = noise_scheduler.get_velocity(latents, noise, timesteps)
-    else:
-        target = noise
-    return F.mse_loss(model_pred, target)
+    return F.mse_loss(model_pred, diffusion_target(noise_scheduler, latents, noise, timesteps))
 
 
 def register_checkpoint_hooks(accelerator, train_mode: str, ema) -> None:
@@ -261,7 +255,7 @@ def main(args: argparse.Namespace) -> Path:
     dataloader = make_dataloader(train_dataset, args)
 
     # 3. Optimiser.
-    plan = plan_steps(args, None if args.streaming else len(dataloader))
+    plan = plan_steps(args, dataloader, accelerator.num_processes)
     optimizer = create_optimizer(trainable, args, effective_learning_rate(args, accelerator, args.learning_rate))
     lr_scheduler = create_lr_scheduler(optimizer, args, accelerator, plan.max_train_steps)
     unet, optimizer, dataloader, lr_scheduler = accelerator.prepare(unet, optimizer, dataloader, lr_scheduler)

@@ -112,10 +112,21 @@ def test_evaluate_subcommand_writes_tables_and_plot(benchmark_set, tmp_path, cap
     parser = argparse.ArgumentParser()
     evaluate_cli.add_arguments(parser)
     out = tmp_path / "report"
-    args = parser.parse_args([
-        str(benchmark_set / "blur_1"), str(benchmark_set / "blur_2"), "--gt", str(benchmark_set / "set" / "hq"),
-        "-o", str(out), "--no-identity", "--learned", "none", "--x-label", "blur",
-    ])
+    args = parser.parse_args(
+        [
+            str(benchmark_set / "blur_1"),
+            str(benchmark_set / "blur_2"),
+            "--gt",
+            str(benchmark_set / "set" / "hq"),
+            "-o",
+            str(out),
+            "--no-identity",
+            "--learned",
+            "none",
+            "--x-label",
+            "blur",
+        ]
+    )
     assert evaluate_cli.run(args) == 0
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
     assert [row["method"] for row in rows] == ["blur_1", "blur_2"]
@@ -133,3 +144,10 @@ def test_evaluate_subcommand_refuses_an_unknown_plot_metric(benchmark_set, tmp_p
     args = parser.parse_args([str(benchmark_set / "blur_1"), "-o", str(tmp_path), "--plot-metric", "psnr_y"])
     assert evaluate_cli.run(args) == 2
     assert "--plot-metric 'psnr_y' is not measured" in capsys.readouterr().err
+
+
+def test_evaluate_subcommand_lists_every_learned_metric():
+    """The CLI keeps its own list so that --help never imports the metrics; it must match theirs."""
+    from authface_core.metrics.learned import LEARNED_METRICS
+
+    assert evaluate_cli.LEARNED_CHOICES == tuple(LEARNED_METRICS)

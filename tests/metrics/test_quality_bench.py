@@ -22,8 +22,21 @@ def test_quality_loop_with_the_tiny_model(shared_faces, tmp_path, capsys):
     bench = load_bench()
     out = tmp_path / "quality"
     argv = [
-        "--hq", str(shared_faces / "hq_aligned"), "--count", "2", "--size", "64", "--model", "tiny",
-        "--steps", "2", "--values", "0,1", "--no-identity", "-o", str(out),
+        "--hq",
+        str(shared_faces / "hq_aligned"),
+        "--count",
+        "2",
+        "--size",
+        "64",
+        "--model",
+        "tiny",
+        "--steps",
+        "2",
+        "--values",
+        "0,1",
+        "--no-identity",
+        "-o",
+        str(out),
     ]
     assert bench.main(argv) == 0
     manifest = (out / "set" / "manifest.json").read_text()

@@ -128,6 +128,33 @@ def test_predict_clean_latents_inverts_add_noise():
         predict_clean_latents(noisy, noise, timesteps, scheduler.alphas_cumprod, "flow")
 
 
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_diffusion_target_is_what_predict_clean_latents_inverts(prediction_type):
+    from diffusers import DDPMScheduler
+
+    from authface_core.pipeline.tiny import SDXL_SCHEDULER_CONFIG
+    from authface_core.training.common import add_training_noise, diffusion_target
+
+    scheduler = DDPMScheduler(**{**SDXL_SCHEDULER_CONFIG, "prediction_type": prediction_type})
+    generator = torch.Generator().manual_seed(6)
+    clean = torch.randn(3, 4, 8, 8, generator=generator)
+    noise, timesteps, noisy = add_training_noise(scheduler, clean, generator)
+    assert timesteps.shape == (3,) and 0 <= int(timesteps.min()) and int(timesteps.max()) < 1000
+    target = diffusion_target(scheduler, clean, noise, timesteps)
+    recovered = predict_clean_latents(noisy, target, timesteps, scheduler.alphas_cumprod, prediction_type)
+    torch.testing.assert_close(recovered, clean, atol=1e-4, rtol=1e-4)
+
+
+def test_diffusion_target_rejects_an_unknown_prediction_type():
+    from types import SimpleNamespace
+
+    from authface_core.training.common import diffusion_target
+
+    scheduler = SimpleNamespace(config=SimpleNamespace(prediction_type="flow"))
+    with pytest.raises(ValueError, match="'flow'"):
+        diffusion_target(scheduler, torch.zeros(1), torch.zeros(1), torch.zeros(1, dtype=torch.long))
+
+
 @pytest.fixture(scope="module")
 def stage2_setup():
     from authface_core.pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
