@@ -23,9 +23,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..batch import run_batch
     from ..faces import align_face, detect_faces, select_faces
     from ..io import list_images, load_image, save_image
-    from .batch import run_batch
 
     out_dir = Path(args.save_aligned) if args.save_aligned else None
 
@@ -61,10 +61,8 @@ def run(args) -> int:
             for entry in report["faces"]:
                 box = entry["box"]
                 note = "selected" if entry["selected"] else f"skipped ({entry.get('skipped_because')})"
-                print(
-                    f"  #{entry['index']} box=({box['left']:.0f},{box['top']:.0f},{box['right']:.0f},{box['bottom']:.0f}) "
-                    f"size={entry['size']:.0f}px {note}"
-                )
+                corners = ",".join(f"{box[side]:.0f}" for side in ("left", "top", "right", "bottom"))
+                print(f"  #{entry['index']} box=({corners}) size={entry['size']:.0f}px {note}")
         return report
 
     return run_batch(list_images(args.images), process, desc="faces", show_progress=not args.json).exit_code

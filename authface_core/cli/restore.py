@@ -161,11 +161,11 @@ def sidecar_record(input_path: Path, output_path: Path, model: str, result, seco
 
 def run(args) -> int:
     """Restore every input; exit status 0, 1 if any input failed, 2 for bad flags or no model."""
+    from ..batch import SkipInput, run_batch
     from ..errors import AuthFaceError
     from ..io import atomic_write_bytes, load_image, save_image
     from ..pipeline.loading import load_pipeline, resolve_model
     from ..restore import restore_image
-    from .batch import SkipInput, run_batch
 
     try:
         config = config_from_args(args)

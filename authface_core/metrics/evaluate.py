@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli.batch import run_batch
+from ..batch import run_batch
 from ..errors import InvalidImageError
 from ..io import list_images, load_rgb
 from .fidelity import psnr, ssim

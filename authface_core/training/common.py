@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import CheckpointNotFoundError, MissingDependencyError
@@ -264,8 +265,10 @@ def sdxl_time_ids(original_size: torch.Tensor, crop_top_left: torch.Tensor, targ
 
 def step_generator(seed: int, step: int, process_index: int, device: torch.device) -> torch.Generator:
     """The random source of one micro-batch (VAE sample, noise, timesteps): a function of the run's
-    seed, the micro-batch count and the process, so a resumed run draws exactly what it would have."""
-    return torch.Generator(device).manual_seed(hash((seed, step, process_index)) % 2**63)
+    seed, the micro-batch count and the process, so a resumed run draws exactly what it would have
+    (NumPy's SeedSequence mixes them the same way on every Python, unlike ``hash``)."""
+    mixed = np.random.SeedSequence([seed, step, process_index]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator(device).manual_seed(int(mixed) % 2**63)
 
 
 def encode_pixels(vae: torch.nn.Module, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Run one function over many input files: a progress bar, a bad file reported and skipped."""
+"""Run one function over many input files: a progress bar, a bad file reported and skipped (CLI and evaluation)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from tqdm.auto import tqdm
 
-from ..errors import AuthFaceError
+from .errors import AuthFaceError
 
 T = TypeVar("T")
 
