@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointNotFoundError, MissingDependencyError
+from ..io import atomic_write_bytes
 from .losses import PREDICTION_TYPES
 
 logger = logging.getLogger(__name__)
@@ -501,11 +502,18 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None)
 
 
 class MetricsLog:
-    """Scalars per step to the accelerate trackers and, always, to ``output_dir/metrics.jsonl``."""
+    """Scalars per step to the accelerate trackers and, always, to ``output_dir/metrics.jsonl``.
 
-    def __init__(self, accelerator, output_dir: Path):
+    A run resumed at ``resumed_step`` in the same folder first drops the rows logged after that
+    step (by the run that was interrupted), so every step appears once.
+    """
+
+    def __init__(self, accelerator, output_dir: Path, resumed_step: int = 0):
         self.accelerator = accelerator
         self.path = output_dir / METRICS_FILE
+        if accelerator.is_main_process and self.path.is_file():
+            kept = [row for row in read_metrics(output_dir) if row["step"] <= resumed_step]
+            atomic_write_bytes(self.path, "".join(json.dumps(row) + "\n" for row in kept).encode())
 
     def log(self, values: dict[str, float], step: int) -> None:
         self.accelerator.log(values, step=step)

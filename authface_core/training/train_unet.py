@@ -266,7 +266,7 @@ def main(args: argparse.Namespace) -> Path:
     # 4. Train, from a checkpoint when asked.
     resume = resume_training(accelerator, args, plan)
     global_step = resume[0]
-    metrics = MetricsLog(accelerator, Path(args.output_dir))
+    metrics = MetricsLog(accelerator, Path(args.output_dir), resumed_step=global_step)
     tokenizers, text_encoders = (base.tokenizer, base.tokenizer_2), (base.text_encoder, base.text_encoder_2)
     progress = tqdm(
         total=plan.max_train_steps, initial=global_step, desc="Stage I", disable=not accelerator.is_local_main_process

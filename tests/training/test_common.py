@@ -51,3 +51,26 @@ def test_step_plan_refuses_fewer_batches_than_processes():
         plan_steps(_args(), _dataloader(3), num_processes=2)
     with pytest.raises(ValueError, match="--train_batch_size 2"):
         plan_steps(_args(), _dataloader(1), num_processes=1)
+
+
+class _MainProcess:
+    """The two members of ``accelerate.Accelerator`` that ``MetricsLog`` uses."""
+
+    is_main_process = True
+
+    def log(self, values, step):
+        pass
+
+
+def test_resuming_in_the_same_folder_logs_each_step_once(tmp_path):
+    from authface_core.training.common import MetricsLog, read_metrics
+
+    interrupted = MetricsLog(_MainProcess(), tmp_path)
+    for step in range(1, 6):  # the run logged steps 1-5, its last checkpoint was at step 3
+        interrupted.log({"loss": 1.0 / step}, step)
+    resumed = MetricsLog(_MainProcess(), tmp_path, resumed_step=3)
+    for step in range(4, 7):
+        resumed.log({"loss": 0.5 / step}, step)
+    rows = read_metrics(tmp_path)
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[3]["loss"] == pytest.approx(0.5 / 4)  # step 4 as the resumed run logged it
