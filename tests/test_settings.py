@@ -1,0 +1,108 @@
+"""The settings mechanism: one frozen dataclass gives validation, flags (with help, range, aliases) and YAML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import pytest
+
+from authface_core.settings import (
+    Range,
+    apply_settings_file,
+    check_settings,
+    describe_settings,
+    setting,
+    settings_from_dict,
+    settings_from_namespace,
+    settings_parser,
+)
+
+COLOURS = ("red", "green")
+
+
+@dataclass(frozen=True)
+class Example:
+    steps: Annotated[int, Range(1, 100)] = setting(50, "denoising steps", aliases="--n")
+    strength: Annotated[float, Range(0, 1, step=0.05)] = setting(0.0, "how far from the input")
+    colour: Literal[COLOURS] = setting("red", "a choice")
+    seed: Annotated[int | None, Range(0, None)] = setting(123, "seed; none draws one")
+    check: bool = setting(True, "run the check")
+    name: str = setting("x", "free text")
+
+    def __post_init__(self):
+        check_settings(self)
+
+
+def test_describe_reads_help_range_choices_and_optional():
+    specs = describe_settings(Example)
+    assert list(specs) == ["steps", "strength", "colour", "seed", "check", "name"]
+    assert specs["steps"].kind is int and specs["steps"].range == Range(1, 100) and specs["steps"].default == 50
+    assert specs["strength"].range.step == 0.05 and specs["strength"].help == "how far from the input"
+    assert specs["colour"].choices == COLOURS and specs["colour"].kind is str
+    assert specs["seed"].optional and not specs["steps"].optional and specs["seed"].range == Range(0, None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"steps": 0}, "steps must be an integer in [1, 100], got 0"),
+        ({"steps": 2.5}, "steps must be an integer, got 2.5"),
+        ({"steps": True}, "steps must be an integer, got True"),
+        ({"strength": 1.5}, "strength must be a number in [0, 1], got 1.5"),
+        ({"colour": "blue"}, "colour must be one of red, green; got 'blue'"),
+        ({"seed": -1}, "seed must be an integer at least 0, got -1"),
+        ({"name": None}, "name must be set, got None"),
+        ({"check": "yes"}, "check must be true or false, got 'yes'"),
+    ],
+)
+def test_check_settings_names_field_and_value(changes, message):
+    with pytest.raises(ValueError) as error:
+        Example(**changes)
+    assert str(error.value) == message
+
+
+def test_valid_values_pass_and_int_is_a_number():
+    assert Example(strength=1, seed=None).strength == 1
+    assert Example(colour="green", steps=100).colour == "green"
+
+
+def test_parser_flags_come_from_the_fields(capsys):
+    parser = settings_parser(Example)
+    (parsed,) = settings_from_namespace(parser.parse_args(["--n", "7", "--strength", "0.5", "--no-check"]), Example)
+    assert parsed == Example(steps=7, strength=0.5, check=False)
+    (parsed,) = settings_from_namespace(parser.parse_args(["--colour", "green", "--steps", "3"]), Example)
+    assert parsed == Example(colour="green", steps=3)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--colour", "blue"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "denoising steps (in [1, 100]) (default: 50)" in help_text
+    assert "--steps STEPS, --n STEPS" in help_text
+
+
+def test_settings_file_gives_defaults_and_flags_win(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("steps: 9\nstrength: 0.25\n")
+    parser = settings_parser(Example)
+    apply_settings_file(parser, config)
+    (parsed,) = settings_from_namespace(parser.parse_args(["--steps", "11"]), Example)
+    assert parsed == Example(steps=11, strength=0.25)
+    config.write_text("stepz: 9\n")
+    with pytest.raises(ValueError, match=r"run.yaml: unknown setting\(s\) stepz"):
+        apply_settings_file(settings_parser(Example), config)
+    config.write_text("- a list\n")
+    with pytest.raises(ValueError, match="run.yaml: expected a mapping"):
+        apply_settings_file(settings_parser(Example), config)
+
+
+def test_from_dict_names_unknown_keys():
+    assert settings_from_dict(Example, {"steps": 3}) == Example(steps=3)
+    with pytest.raises(ValueError, match=r"demo: unknown setting\(s\) stepz; known: steps, strength"):
+        settings_from_dict(Example, {"stepz": 3}, source="demo")
+
+
+def test_every_setting_needs_help():
+    with pytest.raises(ValueError, match="help"):
+        setting(1)
