@@ -1,0 +1,57 @@
+"""Which AuthFace checkpoint to load and how to place it: the one list of model-loading settings.
+
+The ``restore`` command and the demo take their model flags from :class:`ModelConfig`; its fields are
+the keyword arguments of :func:`authface_core.pipeline.loading.load_pipeline`, so a new loading option
+is one field here (plus its keyword there). Imports nothing heavy: torch loads with the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .pipeline.constants import DEFAULT_MODEL_ID, MODEL_ENV_VAR
+from .settings import check_settings, setting, settings_to_dict
+
+# Short names of the weight dtypes (pipeline.loading also takes the long ones, e.g. "float16").
+MODEL_DTYPES = ("fp16", "bf16", "fp32")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The checkpoint and where it runs; None means the default that each help text names."""
+
+    _argument_group_name = "model"
+
+    model: str | None = setting(
+        None,
+        f"Hub id, local checkpoint folder, or 'tiny' (random-weight smoke test); None: ${MODEL_ENV_VAR}, "
+        f"else {DEFAULT_MODEL_ID}",
+    )
+    revision: str | None = setting(None, "Hub branch, tag or commit; None: main")
+    device: str | None = setting(None, "cuda, cuda:1, mps or cpu; None: the best available")
+    dtype: Literal[MODEL_DTYPES] | None = setting(
+        None,
+        "weights of the text encoders, UNet and ControlNet; None: fp16 on a GPU (as released), fp32 on CPU. "
+        "The VAE stays fp32",
+    )
+    low_memory: bool = setting(False, "for small GPUs: CPU offload, VAE slicing and tiling, attention slicing")
+    compile_models: bool = setting(
+        False, "torch.compile the UNet and ControlNet (fast path; the first call takes minutes)", aliases="--compile"
+    )
+
+    def __post_init__(self):
+        check_settings(self)
+
+    def load(self):
+        """The :class:`AuthFacePipeline` these settings describe (raises ``CheckpointNotFoundError`` saying why)."""
+        from .pipeline.loading import load_pipeline
+
+        return load_pipeline(**settings_to_dict(self))
+
+    @property
+    def resolved_model(self) -> str:
+        """The model that will be loaded: ``model``, else ``$AUTHFACE_MODEL``, else the released Hub id."""
+        from .pipeline.loading import resolve_model
+
+        return resolve_model(self.model)
