@@ -258,11 +258,11 @@ def _failure_message(path: Path, error: Exception) -> str:
     """'<path>: <problem>'; an error we did not raise on purpose also says what kind it is."""
     if isinstance(error, OSError) and error.strerror:  # not "[Errno 28] ..."
         text = f"{error.strerror}: {error.filename}" if error.filename else error.strerror
-    elif isinstance(error, (AuthFaceError, OSError, StopBatch)):
+    elif isinstance(error, (AuthFaceError, OSError, ValueError, StopBatch)):  # messages that name the problem
         text = str(error)
     else:
         logger.debug("unexpected error on %s", path, exc_info=error)
-        text = f"unexpected {type(error).__name__}: {error} (run with -v for the traceback)"
+        text = f"unexpected {type(error).__name__}: {str(error).strip()} (run with -v for the traceback)"
     return text if str(path) in text else f"{path}: {text}"
 
 
