@@ -28,7 +28,7 @@ from .errors import NoFaceDetectedError
 from .faces.align import align_face
 from .faces.blend import MAX_UPSCALE, paste_faces, upscale_image
 from .faces.detect import FaceBox, detect_faces
-from .faces.select import SELECTION_MODES, select_faces
+from .faces.select import SELECTION_MODES, FaceSelection, select_faces
 from .io import LoadedImage
 from .pipeline.constants import (
     COLOR_FIX_METHODS,
@@ -265,16 +265,7 @@ def _restore_aligned(rgb, alpha, pipe, config, progress_callback) -> RestoreResu
 
 def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> RestoreResult:
     """The whole-photo path: detect, select, align, restore, paste back (module doc)."""
-    height, width = rgb.shape[:2]
-    selection = select_faces(
-        detect_faces(rgb), (width, height), mode=config.face_selection, min_size=config.min_face_size
-    )
-    if not selection.selected:
-        reasons = "; ".join(reason for _, reason in selection.skipped)
-        found = f"{len(selection.skipped)} face(s) found but skipped ({reasons}). " if selection.skipped else ""
-        raise NoFaceDetectedError(
-            source, f"{found}If the image is already an aligned face crop, use aligned mode (--aligned)."
-        )
+    selection = select_restorable_faces(rgb, source, config)
     aligned = [align_face(rgb, face, config.face_size) for face in selection.selected]
     inputs = np.stack([crop.image for crop in aligned])
     restored = restore_faces(pipe, inputs, config, progress_callback=progress_callback)
@@ -292,6 +283,26 @@ def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> Resto
         config=config,
         smoke_test_model=pipe.is_smoke_test_model,
     )
+
+
+def select_restorable_faces(rgb: np.ndarray, source: str, config: RestoreConfig) -> FaceSelection:
+    """The faces of a whole photo that ``config`` restores (detection and selection, no model): what an app
+    checks before queueing a restoration.
+
+    Raises:
+        NoFaceDetectedError: none to restore (the message says why and suggests aligned mode).
+    """
+    height, width = rgb.shape[:2]
+    selection = select_faces(
+        detect_faces(rgb), (width, height), mode=config.face_selection, min_size=config.min_face_size
+    )
+    if not selection.selected:
+        reasons = "; ".join(reason for _, reason in selection.skipped)
+        found = f"{len(selection.skipped)} face(s) found but skipped ({reasons}). " if selection.skipped else ""
+        raise NoFaceDetectedError(
+            source, f"{found}If the image is already an aligned face crop, use aligned mode (--aligned)."
+        )
+    return selection
 
 
 def _authenticity(
