@@ -32,7 +32,7 @@ class EvaluateSettings:
     )
     device: str = setting("cpu", "torch device for the learned metrics")
     plot_metric: str | None = setting(
-        None, "metric to plot per method (default: psnr_y with --gt, else niqe; none for no plot)"
+        None, "metric to plot per method (None: psnr_y with --gt, else niqe if measured; none for no plot)"
     )
     x_label: str = setting(
         "setting", "what the number ending each folder name means, e.g. fidelity or steps (folders fidelity_0.5, ...)"
@@ -79,7 +79,7 @@ def run(args) -> int:
             learned=settings.learned_metrics,
             device=settings.device,
         )
-        plot_metric = settings.plot_metric or ("psnr_y" if config.gt_dir is not None else "niqe")
+        plot_metric = settings.plot_metric or next((k for k in ("psnr_y", "niqe") if k in config.metric_keys), "none")
         if plot_metric.lower() == "none":
             plot_metric = None
         elif plot_metric not in config.metric_keys:

@@ -38,3 +38,10 @@ def test_evaluate_flags_come_from_its_settings():
     assert EvaluateSettings(learned="none").learned_metrics == ()
     with pytest.raises(ValueError, match="learned has unknown metric"):
         EvaluateSettings(learned="lpips,psnr")
+
+
+def test_without_ground_truth_or_niqe_there_is_no_plot_rather_than_an_error(astronaut, tmp_path, capsys):
+    save_image(tmp_path / "method" / "face.png", astronaut)
+    argv = ["evaluate", str(tmp_path / "method"), "-o", str(tmp_path / "out"), "--no-niqe", "--learned", "none"]
+    assert main(argv) == 0
+    assert not list((tmp_path / "out").glob("*.png"))

@@ -323,3 +323,16 @@ def test_settings_file_sets_defaults_and_flags_win(tmp_path, capsys):
     config_file.write_text("stepz: 7\n")
     assert main(["restore", "x", "-o", "y", "--config", str(config_file)]) == 2
     assert "archive.yaml: unknown setting(s) stepz" in capsys.readouterr().err
+
+
+def test_every_setting_is_a_flag_under_its_own_name():
+    """No mapping table: each field of ModelConfig and RestoreConfig is the flag of the same name."""
+    from authface_core.model_config import ModelConfig
+    from authface_core.restore import RestoreConfig
+    from authface_core.settings import describe_settings, settings_from_namespace
+
+    parser_dests = vars(parse_args(["restore", "x", "-o", "y"]))
+    for cls in (ModelConfig, RestoreConfig):
+        assert set(describe_settings(cls)) <= set(parser_dests)
+        (built,) = settings_from_namespace(parse_args(["restore", "x", "-o", "y"]), cls)
+        assert built == cls()  # the flags' defaults are the dataclass's (RestoreConfig's: the released preset)
