@@ -4,7 +4,6 @@ installed commands work from any directory."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.fresh_copy import install_fresh_copy
 
 HELP_COMMANDS = [
     ["-m", "authface_core", "--help"],
@@ -71,30 +71,7 @@ def test_help_answers_and_creates_nothing(command, tmp_path):
 
 def test_installed_commands_work_from_any_directory(tmp_path):
     """A fresh copy of the tracked files, installed (no dependencies), run from an unrelated folder."""
-    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    source = tmp_path / "clone"
-    for name in tracked.stdout.splitlines():
-        if (REPO_ROOT / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, source / name)
-    target = tmp_path / "installed"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    _, target = install_fresh_copy(tmp_path)
     cwd, environment = sandbox(tmp_path / "run")
     environment["PYTHONPATH"] = str(target)
     for command in (["authface", "restore", "--help"], ["authface-demo", "--help"]):

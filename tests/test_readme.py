@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.fresh_copy import install_fresh_copy
 
 SECTIONS_NOT_RUN = ("## Annotation", "## Training")
 SERVER_COMMANDS = ("authface-demo", "python app.py", "python -m demo")
@@ -47,36 +46,12 @@ def free_port() -> int:
 def fresh_copy(tmp_path_factory, astronaut):
     """The tracked files copied and installed (no dependencies) into a folder of their own, plus a folder of
     photos for the examples, and an environment whose home and caches are empty and whose model is tiny."""
-    root = tmp_path_factory.mktemp("readme")
-    clone = root / "clone"
-    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    for name in tracked.stdout.splitlines():
-        if (REPO_ROOT / name).is_file():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, clone / name)
-    site = root / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(clone),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    clone, site = install_fresh_copy(tmp_path_factory.mktemp("readme"))
     from PIL import Image
 
     (clone / "photos").mkdir()
     Image.fromarray(astronaut).save(clone / "photos" / "astronaut.png")
-    home = root / "home"
+    home = clone.parent / "home"
     home.mkdir()
     environment = {
         **os.environ,
