@@ -13,9 +13,8 @@ landmark shift (mean distance between the 68 landmarks of both, in px of a 512 p
 How the constants were obtained: ``python bench/calibrate_identity.py`` on the 58 photos of
 ``../shared/faces/identity`` (12 people). Each photo's face is aligned at 512 px (the clean crop
 stands for a faithful restoration), degraded at ``authface_core.degradations.CALIBRATION_LEVELS``
-(the input), and
-compared with its own clean crop (faithful) and with the clean crops of the 11 other people
-(drifted). Measured on 2026-11-27 with dlib 20.0.1 (232 degraded inputs):
+(the input), and compared with its own clean crop (faithful) and with the clean crops of the 11
+other people (drifted). Measured on 2026-11-27 with dlib 20.0.1 (232 degraded inputs):
 
 | level (down x, blur, noise, JPEG q) | input NIQE median [range] | face found | own / others distance | AUC |
 |---|---|---|---|---|
