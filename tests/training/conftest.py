@@ -29,10 +29,20 @@ def datasets_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("datasets-cache")
 
 
+def settings_flags(settings: dict) -> list[str]:
+    """{setting: value} as the flags of a stage (``--name value``; lists as several values; None left out)."""
+    argv: list[str] = []
+    for name, value in settings.items():
+        if value is None:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        argv += [f"--{name}", *map(str, values)]
+    return argv
+
+
 @pytest.fixture(scope="session")
 def training_argv(face_folder, datasets_cache):
-    """argv for a stage script: the tiny model on ``face_folder`` at 64 px, plus ``settings`` (flag=value)."""
-    from authface_core.training.config import config_to_argv
+    """argv for a stage: the tiny model on ``face_folder`` at 64 px, plus ``settings`` (name=value)."""
 
     def make(output_dir, **settings) -> list[str]:
         defaults = {
@@ -45,6 +55,6 @@ def training_argv(face_folder, datasets_cache):
             "learning_rate": 1e-3,
             "report_to": "none",
         }
-        return config_to_argv({**defaults, **settings})
+        return settings_flags({**defaults, **settings})
 
     return make

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from authface_core.training.common import list_checkpoints, read_metrics, resolve_resume_checkpoint
+from authface_core.training.checkpoints import list_checkpoints, read_metrics, resolve_resume_checkpoint
+from authface_core.training.settings import DiffusionLossSettings, FacialLossSettings, ModelSettings
 from authface_core.training.train_controlnet import main, parse_args
 
 RESOLUTION = 64
+TINY = ModelSettings(pretrained_model_name_or_path="tiny")
 
 
 def _fixed_evaluation_loss(controlnet, face_folder, datasets_cache) -> float:
@@ -17,12 +19,11 @@ def _fixed_evaluation_loss(controlnet, face_folder, datasets_cache) -> float:
     timesteps for any ControlNet."""
     from authface_core.degradations import PRESETS
     from authface_core.pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
-    from authface_core.training.common import load_base_components
     from authface_core.training.data import collate_examples, load_face_dataset, prepare_faces, stage2_example
-    from authface_core.training.losses import FacialLossConfig
+    from authface_core.training.run import load_base_components
     from authface_core.training.train_controlnet import Stage2Models, stage2_losses
 
-    base = load_base_components("tiny")
+    base = load_base_components(TINY)
     faces = prepare_faces(
         load_face_dataset(str(face_folder), cache_dir=str(datasets_cache)), "image", align=False, face_size=512
     )
@@ -48,8 +49,8 @@ def _fixed_evaluation_loss(controlnet, face_folder, datasets_cache) -> float:
                 models,
                 batch,
                 discriminators=None,
-                loss_config=FacialLossConfig(),
-                facial_loss_weight=0.0,
+                facial=FacialLossSettings(facial_loss_weight=0.0),
+                diffusion=DiffusionLossSettings(),
                 weight_dtype=torch.float32,
                 generator=torch.Generator().manual_seed(seed),
             ).diffusion.item()
@@ -65,7 +66,7 @@ def test_stage2_trains_checkpoints_resumes_and_the_pipeline_restores(
 
     from authface_core.pipeline.loading import load_pipeline
     from authface_core.restore import RestoreConfig, restore_image
-    from authface_core.training.common import load_base_components
+    from authface_core.training.run import load_base_components
     from authface_core.training.train_controlnet import new_controlnet
 
     # 1. 30 uninterrupted steps (15 epochs of 4 faces), checkpoints every 12.
@@ -81,7 +82,7 @@ def test_stage2_trains_checkpoints_resumes_and_the_pipeline_restores(
         assert (first / "checkpoint-24" / part / "diffusion_pytorch_model.safetensors").is_file()
 
     # 2. The loss falls: the trained ControlNet beats its starting point on a fixed batch.
-    initial = new_controlnet(load_base_components("tiny").unet, (16, 32, 96, 256))
+    initial = new_controlnet(load_base_components(TINY).unet, (16, 32, 96, 256))
     trained = ControlNetModel.from_pretrained(first / "controlnet")
     before = _fixed_evaluation_loss(initial, face_folder, datasets_cache)
     after = _fixed_evaluation_loss(trained, face_folder, datasets_cache)
@@ -139,19 +140,3 @@ def test_resume_latest_without_checkpoints_starts_fresh_and_bad_paths_fail(tmp_p
     assert resolve_resume_checkpoint(tmp_path, "checkpoint-5") == tmp_path / "checkpoint-5"
     with pytest.raises(CheckpointNotFoundError, match="checkpoint-7"):
         resolve_resume_checkpoint(tmp_path, "checkpoint-7")
-
-
-@pytest.mark.parametrize(
-    "settings, message",
-    [
-        ({"resolution": 60}, "--resolution"),
-        ({"facial_loss_weight": -1}, "--facial_loss_weight"),
-        ({"time_weight_s": 0}, "s must be a positive"),
-        ({"conditioning_embedding_out_channels": "16,x"}, "comma-separated"),
-        ({"streaming": True}, "--streaming needs --max_train_steps"),
-        ({"checkpoints_total_limit": 0}, "--checkpoints_total_limit"),
-    ],
-)
-def test_parse_args_rejects_bad_flags_naming_them(training_argv, settings, message, tmp_path):
-    with pytest.raises(ValueError, match=message):
-        parse_args(training_argv(tmp_path, **settings))
