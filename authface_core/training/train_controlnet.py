@@ -17,6 +17,7 @@ Run: ``python -m authface_core train stage2 --config configs/stage2_1gpu.yaml`` 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -247,6 +248,27 @@ def build_pipeline(base, *, unet, controlnet, vae, scheduler):
     )
 
 
+@contextlib.contextmanager
+def residuals_in_dtype_of(unet):
+    """Within the block the UNet receives the ControlNet's residuals in its own dtype, as the training step and the
+    release (pipeline_xl.py:1256-1259) pass them: accelerate returns a prepared model's outputs in float32, which
+    the frozen UNet's bf16/fp16 layers would otherwise meet."""
+
+    def cast(module, args, kwargs):
+        dtype = module.dtype
+        if kwargs.get("down_block_additional_residuals") is not None:
+            kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in kwargs["down_block_additional_residuals"]]
+        if kwargs.get("mid_block_additional_residual") is not None:
+            kwargs["mid_block_additional_residual"] = kwargs["mid_block_additional_residual"].to(dtype)
+        return args, kwargs
+
+    handle = unet.register_forward_pre_hook(cast, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def load_validation_faces(paths: list[str], resolution: int):
     """(N, R, R, 3) uint8 aligned LQ faces for validation, or None."""
     if not paths:
@@ -280,10 +302,14 @@ def run_validation(
     generator = torch.Generator(accelerator.device).manual_seed(seed)
     was_training = controlnet.training
     controlnet.eval()
-    with averaged_weights(ema, controlnet), autocast_unless_fp32(accelerator.device, weight_dtype):
-        latents = pipe(
-            faces, num_inference_steps=settings.validation_inference_steps, generator=generator, output_type="latent"
-        ).images
+    with averaged_weights(ema, controlnet), residuals_in_dtype_of(models.unet):
+        with autocast_unless_fp32(accelerator.device, weight_dtype):
+            latents = pipe(
+                faces,
+                num_inference_steps=settings.validation_inference_steps,
+                generator=generator,
+                output_type="latent",
+            ).images
     controlnet.train(was_training)
     restored = apply_color_fix(decode_latents_fp32(models.vae, latents), faces, RELEASED_COLOR_FIX)
     side_by_side = [np.concatenate([face, image], axis=1) for face, image in zip(faces, restored, strict=True)]

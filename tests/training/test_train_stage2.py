@@ -10,6 +10,8 @@ from authface_core.training.checkpoints import list_checkpoints, read_metrics, r
 from authface_core.training.settings import DiffusionLossSettings, FacialLossSettings, ModelSettings
 from authface_core.training.train_controlnet import main, parse_args
 
+from .conftest import bf16_would_change, forward_batches, saved_tensors
+
 RESOLUTION = 64
 TINY = ModelSettings(pretrained_model_name_or_path="tiny")
 
@@ -140,3 +142,67 @@ def test_resume_latest_without_checkpoints_starts_fresh_and_bad_paths_fail(tmp_p
     assert resolve_resume_checkpoint(tmp_path, "checkpoint-5") == tmp_path / "checkpoint-5"
     with pytest.raises(CheckpointNotFoundError, match="checkpoint-7"):
         resolve_resume_checkpoint(tmp_path, "checkpoint-7")
+
+
+def test_stage2_in_bf16_exports_frozen_parts_bit_identical_keeps_ema_and_validates_in_fp32(
+    training_argv, shared_faces, tmp_path
+):
+    from diffusers import ControlNetModel
+
+    from authface_core.pipeline.tiny import ensure_tiny_checkpoint
+
+    out = tmp_path / "bf16"
+    lq_face = sorted((shared_faces / "lq_aligned").glob("*.png"))[0]
+    settings = {"mixed_precision": "bf16", "max_train_steps": 2, "checkpointing_steps": 1, "use_ema": True}
+    validation = {"validation_images": [lq_face], "validation_steps": 2, "validation_inference_steps": 1}
+    with forward_batches("Decoder") as decodes:
+        main(parse_args(training_argv(out, **settings, **validation)))
+
+    # Frozen parts leave bit for bit as loaded, though training ran the UNet and text encoders in bf16.
+    source = ensure_tiny_checkpoint()
+    for component in ("unet", "text_encoder", "text_encoder_2", "vae"):
+        exported, original = saved_tensors(out, component), saved_tensors(source, component)
+        assert exported.keys() == original.keys()
+        differing = [name for name in original if not torch.equal(exported[name], original[name])]
+        assert not differing, f"{component}: {len(differing)} tensors changed, e.g. {differing[:3]}"
+    assert bf16_would_change(saved_tensors(source, "unet"))  # a bf16 round trip would have been caught
+
+    # The exported ControlNet is the moving average, which lags the trained weights.
+    exported = ControlNetModel.from_pretrained(out / "controlnet").state_dict()
+    trained = ControlNetModel.from_pretrained(out / "checkpoint-2" / "controlnet").state_dict()
+    averaged = ControlNetModel.from_pretrained(out / "checkpoint-2" / "controlnet_ema").state_dict()
+    assert all(torch.equal(exported[name], averaged[name]) for name in exported)
+    assert any(not torch.equal(exported[name], trained[name]) for name in exported)
+
+    # Validation decoded in float32 with autocast off, and logged its scores with step 2.
+    assert decodes and all(dtype == torch.float32 and not autocast for _, dtype, autocast in decodes)
+    rows = read_metrics(out)
+    assert [row["step"] for row in rows] == [1, 2]
+    assert {"validation_identity_found", "validation_niqe_scored"} <= set(rows[1]) and all(
+        np.isfinite(list(row.values())).all() for row in rows
+    )
+
+
+def test_stage2_discriminator_warmup_then_facial_loss_with_r1(training_argv, tmp_path):
+    out = tmp_path / "warmup"
+    settings = {"max_train_steps": 3, "discriminator_warmup_steps": 2, "r1_gamma": 1.0}
+    main(parse_args(training_argv(out, **settings)))
+    rows = read_metrics(out)
+    for row in rows[:2]:  # warm-up: the discriminators train, the ControlNet sees the diffusion loss only
+        assert "facial_loss" not in row and row["loss"] == row["diffusion_loss"] and row["discriminator_loss"] > 0
+    assert rows[2]["facial_loss"] > 0 and rows[2]["loss"] > rows[2]["diffusion_loss"]
+    assert all(row["r1_penalty"] > 0 for row in rows)
+
+
+def test_stage2_with_cached_latents_trains_as_with_encoding_and_never_encodes_per_step(training_argv, tmp_path):
+    runs = {}
+    for cached in (False, True):
+        out = tmp_path / f"cached-{cached}"
+        with forward_batches("Encoder") as encodes:
+            main(parse_args(training_argv(out, max_train_steps=2, cache_latents=cached, facial_loss_weight=0)))
+        runs[cached] = (read_metrics(out), [batch for batch, _, _ in encodes])
+    (plain, plain_encodes), (cached, cached_encodes) = runs[False], runs[True]
+    assert plain_encodes == [2, 2]  # one encoding per training batch of 2
+    assert cached_encodes in ([], [4])  # the 4 faces encoded once (or read back from the datasets cache)
+    for a, b in zip(plain, cached, strict=True):
+        assert b["diffusion_loss"] == pytest.approx(a["diffusion_loss"], rel=1e-4)
