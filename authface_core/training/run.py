@@ -271,20 +271,18 @@ def training_batches(
     train_dataset,
     plan: StepPlan,
     resume: tuple[int, int, int],
-    *,
-    seed: int,
-    gradient_accumulation_steps: int,
+    optimization: OptimizationSettings,
 ) -> Iterator[tuple[dict, torch.Generator]]:
     """(batch, its random generator) over the epochs, starting where ``resume`` (from
     :func:`resume_training`) left off; the caller stops at max_train_steps."""
     global_step, first_epoch, batches_to_skip = resume
-    micro_batch = global_step * gradient_accumulation_steps
+    micro_batch = global_step * optimization.gradient_accumulation_steps
     for epoch in range(first_epoch, plan.num_epochs):
         train_dataset.set_epoch(epoch)
         dataloader.set_epoch(epoch)
         skip = batches_to_skip if epoch == first_epoch else 0
         for batch in accelerator.skip_first_batches(dataloader, skip) if skip else dataloader:
-            yield batch, step_generator(seed, micro_batch, accelerator.process_index, accelerator.device)
+            yield batch, step_generator(optimization.seed, micro_batch, accelerator.process_index, accelerator.device)
             micro_batch += 1
 
 

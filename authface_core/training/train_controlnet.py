@@ -407,16 +407,7 @@ def main(settings: Stage2Settings) -> Path:
     )
     unwrapped_discriminators = accelerator.unwrap_model(discriminators) if use_facial_loss else None
     trained = (controlnet, discriminators) if use_facial_loss else (controlnet,)
-    batches = training_batches(
-        accelerator,
-        dataloader,
-        train_dataset,
-        plan,
-        resume,
-        seed=optimization.seed,
-        gradient_accumulation_steps=optimization.gradient_accumulation_steps,
-    )
-    for batch, generator in batches:
+    for batch, generator in training_batches(accelerator, dataloader, train_dataset, plan, resume, optimization):
         if global_step >= plan.max_train_steps:
             break
         with accelerator.accumulate(*trained):

@@ -292,16 +292,7 @@ def main(settings: Stage1Settings) -> Path:
     progress = tqdm(
         total=plan.max_train_steps, initial=global_step, desc="Stage I", disable=not accelerator.is_local_main_process
     )
-    batches = training_batches(
-        accelerator,
-        dataloader,
-        train_dataset,
-        plan,
-        resume,
-        seed=optimization.seed,
-        gradient_accumulation_steps=optimization.gradient_accumulation_steps,
-    )
-    for batch, generator in batches:
+    for batch, generator in training_batches(accelerator, dataloader, train_dataset, plan, resume, optimization):
         if global_step >= plan.max_train_steps:
             break
         with accelerator.accumulate(unet):
