@@ -108,9 +108,9 @@ def cache_caption_embeddings(dataset, encode_prompts: Callable[[list[str]], tupl
 
 
 def _resized_pixels(face: np.ndarray, resolution: int) -> torch.Tensor:
-    from ..degradations import resize_square
+    from ..io import resize_image
 
-    return to_model_pixels(resize_square(face, resolution))
+    return to_model_pixels(resize_image(face, resolution, resolution))
 
 
 def _encode(vae, pixels: list[torch.Tensor]) -> np.ndarray:

@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..degradations import DegradationConfig, degrade, resize_square
+from ..degradations import DegradationConfig, degrade
 from ..errors import InvalidImageError
-from ..io import pil_to_rgb
+from ..io import pil_to_rgb, resize_image
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def find_face(
         raise InvalidImageError(
             source, f"is {rgb.shape[1]}x{rgb.shape[0]}, not an aligned square face; use --align_faces"
         )
-    return resize_square(rgb, face_size), faces[0].landmarks.points * (face_size / rgb.shape[0])
+    return resize_image(rgb, face_size, face_size), faces[0].landmarks.points * (face_size / rgb.shape[0])
 
 
 def _prepare_example(example: dict, *, image_column: str, align: bool, face_size: int) -> dict:
@@ -186,7 +186,7 @@ def stage2_example(
     face_size = face.shape[0]
     boxes = region_boxes(example[LANDMARKS_COLUMN], face_size)
     lq, _ = degrade(face, degradation, rng)
-    hq, lq = resize_square(face, resolution), resize_square(lq, resolution)
+    hq, lq = resize_image(face, resolution, resolution), resize_image(lq, resolution, resolution)
     boxes = boxes * (resolution / face_size)
     if random_flip and rng.random() < 0.5:
         hq, lq = hq[:, ::-1].copy(), lq[:, ::-1].copy()

@@ -1,8 +1,8 @@
 """What a validation leaves: images under ``output_dir/validation/step-N/`` and scores in the metrics log.
 
-Scores use the evaluation's own functions: NIQE (``metrics.niqe``; lower is more natural, defined
-from 192 px) and, for restorations, the dlib identity similarity of each output to its input
-(``metrics.identity``, as the authenticity report measures it). A face dlib cannot find, or an
+Scores use the evaluation's own functions: NIQE (``authface_core.niqe``; lower is more natural,
+defined from 192 px) and, for restorations, the dlib identity similarity of each output to its
+input (``faces.compare``, as the evaluation and the authenticity report measure it). A face dlib cannot find, or an
 image NIQE cannot score, is left out and counted, never given a made-up value.
 
 Decoding runs outside autocast in float32: the SDXL VAE overflows in fp16 (NaN), and a run in
@@ -41,7 +41,7 @@ def decode_latents_fp32(vae, latents: torch.Tensor) -> np.ndarray:
 
 def image_scores(images: np.ndarray) -> dict[str, float]:
     """Mean NIQE of (N, H, W, 3) uint8 images over those NIQE can score, and how many it scored."""
-    from ..metrics.niqe import niqe_or_none
+    from ..niqe import niqe_or_none
 
     scores = [score for score in map(niqe_or_none, images) if score is not None]
     return {"validation_niqe_scored": float(len(scores))} | (
@@ -52,7 +52,7 @@ def image_scores(images: np.ndarray) -> dict[str, float]:
 def identity_scores(inputs: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
     """Mean dlib identity similarity of each output face to its input face, over the pairs where dlib finds both
     faces, and how many those are."""
-    from ..metrics.identity import compare_faces, measure_face
+    from ..faces.compare import compare_faces, measure_face
 
     compared = [compare_faces(measure_face(out), measure_face(inp)) for inp, out in zip(inputs, outputs, strict=True)]
     similarities = [scores.similarity for scores in compared if scores is not None]
