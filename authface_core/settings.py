@@ -185,12 +185,16 @@ def apply_settings_file(parser, path: str | Path) -> None:
     """Make the values of a YAML/JSON settings file the parser's defaults, so flags given after still win.
 
     A key that is no flag of the parser is an error naming the file and the key.
+    A flag the parser requires (a field without a default) is no longer required once the file gives it.
     """
     values = read_settings_file(path)
     known = {action.dest for action in parser._actions}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    for action in parser._actions:
+        if action.dest in values:
+            action.required = False
     parser.set_defaults(**values)
 
 
@@ -217,3 +221,24 @@ def read_settings_file(path: str | Path) -> dict:
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of setting names to values, got {type(values).__name__}")
     return values
+
+
+def settings_markdown(*classes: type) -> str:
+    """A Markdown table of every setting of ``classes``: name, default (as YAML/JSON writes it), allowed values
+    and help, for READMEs that list the keys of a settings file."""
+    import json
+
+    lines = ["| setting | default | allowed | what |", "|---|---|---|---|"]
+    for cls in classes:
+        for spec in describe_settings(cls).values():
+            if spec.choices is not None:
+                allowed = ", ".join(map(str, spec.choices))
+            elif spec.range is not None:
+                allowed = spec.range.describe()
+            else:
+                allowed = _kind_name(spec.kind)
+            if spec.optional:
+                allowed += " or null"
+            default = "required" if spec.default is dataclasses.MISSING else f"`{json.dumps(spec.default)}`"
+            lines.append(f"| `{spec.name}` | {default} | {allowed} | {spec.help.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

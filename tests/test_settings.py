@@ -15,6 +15,7 @@ from authface_core.settings import (
     setting,
     settings_from_dict,
     settings_from_namespace,
+    settings_markdown,
     settings_parser,
 )
 
@@ -106,3 +107,29 @@ def test_from_dict_names_unknown_keys():
 def test_every_setting_needs_help():
     with pytest.raises(ValueError, match="help"):
         setting(1)
+
+
+@dataclass(frozen=True)
+class Required:
+    path: str = setting(help="no default: a required flag")
+    steps: Annotated[int, Range(1, 100)] = setting(50, "denoising steps")
+
+
+def test_a_settings_file_satisfies_a_required_flag(tmp_path):
+    parser = settings_parser(Required)
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
+    config = tmp_path / "run.yaml"
+    config.write_text("path: ./faces\n")
+    apply_settings_file(parser, config)
+    (parsed,) = settings_from_namespace(parser.parse_args([]), Required)
+    assert parsed == Required(path="./faces")
+
+
+def test_settings_markdown_lists_default_range_choices_and_help():
+    table = settings_markdown(Example, Required)
+    assert table.splitlines()[:2] == ["| setting | default | allowed | what |", "|---|---|---|---|"]
+    assert "| `steps` | `50` | in [1, 100] | denoising steps |" in table
+    assert "| `colour` | `\"red\"` | red, green | a choice |" in table
+    assert "| `seed` | `123` | at least 0 or null | seed; none draws one |" in table
+    assert "| `path` | required | a string | no default: a required flag |" in table

@@ -45,7 +45,9 @@ def add_arguments(parser) -> None:
     model.add_argument(
         "--dtype", choices=("fp16", "bf16", "fp32"), help="default fp16 on GPU (as released), fp32 on CPU"
     )
-    model.add_argument("--low-memory", action="store_true", help="CPU offload + VAE slicing/tiling + attention slicing")
+    model.add_argument(
+        "--low-memory", action="store_true", help="the 12 GB memory preset: model CPU offload + VAE slicing/tiling"
+    )
     model.add_argument(
         "--compile", action="store_true", help="torch.compile the UNet and ControlNet (fast path; slow first call)"
     )
@@ -179,7 +181,7 @@ def run(args) -> int:
             revision=args.revision,
             device=args.device,
             dtype=args.dtype,
-            low_memory=args.low_memory,
+            memory="12gb" if args.low_memory else "full",
             compile_models=args.compile,
         )
     except (AuthFaceError, ValueError) as error:
