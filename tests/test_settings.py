@@ -14,6 +14,7 @@ from authface_core.settings import (
     describe_settings,
     setting,
     settings_from_dict,
+    settings_env_argv,
     settings_from_namespace,
     settings_parser,
 )
@@ -106,3 +107,26 @@ def test_from_dict_names_unknown_keys():
 def test_every_setting_needs_help():
     with pytest.raises(ValueError, match="help"):
         setting(1)
+
+
+@dataclass(frozen=True)
+class Team:
+    members: list[str] = setting(help="who takes part", default_factory=list)
+    size: Annotated[int, Range(1, 9)] = setting(2, "people per pair")
+    open: bool = setting(True, "anyone may join")
+
+    def __post_init__(self):
+        check_settings(self)
+
+
+def test_environment_variables_become_flags_the_command_line_overrides():
+    parser = settings_parser(Team)
+    environ = {"TEAM_MEMBERS": "ana, ben cleo", "TEAM_SIZE": "3", "TEAM_OPEN": "false", "OTHER_SIZE": "7"}
+    argv = settings_env_argv(parser, "TEAM_", environ)
+    (team,) = settings_from_namespace(parser.parse_args(argv), Team)
+    assert team == Team(members=["ana", "ben", "cleo"], size=3, open=False)
+    (team,) = settings_from_namespace(parser.parse_args([*argv, "--size", "4"]), Team)
+    assert team.size == 4 and team.members == ["ana", "ben", "cleo"]
+    assert settings_env_argv(parser, "TEAM_", {"TEAM_MEMBERS": " , "}) == []  # an empty list sets nothing
+    with pytest.raises(SystemExit):
+        parser.parse_args(settings_env_argv(parser, "TEAM_", {"TEAM_SIZE": "many"}))
