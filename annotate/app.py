@@ -164,7 +164,8 @@ def build_demo(workspace: Workspace, policy: ReviewerPolicy, settings: Annotatio
         with gr.Tab("Ingest & publish") as admin_tab:
             gr.Markdown("For the project's admins.")
             with gr.Row():
-                source = gr.Dropdown(label="Source folder on the server", choices=[], scale=3)
+                # any value reaches ingest, which itself accepts only the configured folders: one check, ours
+                source = gr.Dropdown(label="Source folder on the server", choices=[], allow_custom_value=True, scale=3)
                 original_suffix = gr.Textbox(label="Original suffix", value="", scale=1)
                 retouched_suffix = gr.Textbox(label="Retouch suffix", value="_retouched", scale=1)
             uploads = gr.File(

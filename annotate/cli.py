@@ -1,8 +1,8 @@
 """``python -m annotate [PROJECT_FOLDER] [--flags]`` (or ``authface-annotate``): start the annotation app.
 
-The flags are the fields of :class:`~authface_core.annotation.config.AnnotationSettings`; each can
-also come from an ``ANNOTATE_<NAME>`` environment variable (how a Space is configured) or a YAML
-file given with ``--config``; flags win. The arguments are parsed before Gradio is imported and
+The flags are the fields of :class:`~authface_core.annotation.config.AnnotationSettings`. A YAML
+file given with ``--config`` sets defaults, ``ANNOTATE_<NAME>`` environment variables (how a Space
+is configured) override it, and flags override both. The arguments are parsed before Gradio is imported and
 before anything is created, so ``--help`` and a bad flag cost nothing. The mode (local or hosted)
 is stated when the app starts.
 """
@@ -22,14 +22,16 @@ logger = logging.getLogger("annotate")
 
 
 def parse_args(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> AnnotationSettings:
-    """The project's settings from ``environ``, ``--config`` and ``argv`` (later ones win); exits on ``--help``."""
+    """The project's settings from ``--config``, then ``environ``, then ``argv`` (each wins over the one before);
+    exits on ``--help`` or a bad value, before anything is created."""
     argv = sys.argv[1:] if argv is None else argv
     parser = settings_parser(
         AnnotationSettings,
         prog="python -m annotate",
         description="Review original/retouch pairs and publish the accepted ones to a Hub dataset.",
         epilog=f"Every setting can also be given as an environment variable {ENV_PREFIX}<NAME>, e.g. "
-        f"{ENV_PREFIX}REVIEWERS='ana,ben'; flags win over the environment and over --config.",
+        f"{ENV_PREFIX}REVIEWERS='ana,ben'. --config gives defaults, the environment overrides them, "
+        "flags override both.",
     )
     parser.add_argument("project", nargs="?", help="project folder (the same as --root)")
     parser.add_argument("--config", help="YAML file of settings (names as the flags, with underscores)")

@@ -1,7 +1,7 @@
 """The settings of one annotation project: one frozen dataclass, the only description of them.
 
-``python -m annotate --help`` prints these fields; ``ANNOTATE_<NAME>`` environment variables (a
-Space's variables and secrets) and ``--config FILE`` (YAML) set them too, flags winning.
+``python -m annotate --help`` prints these fields. ``--config FILE`` (YAML) sets them, ``ANNOTATE_<NAME>``
+environment variables (a Space's variables and secrets) override the file, flags override both.
 
 Two modes, stated when the app starts:
 

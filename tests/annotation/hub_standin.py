@@ -26,6 +26,20 @@ MAX_BODY_BYTES = 512 * 2**20
 SOCKET_TIMEOUT_S = 30
 
 
+def use_standin(patch, hub: HubStandIn, token: str) -> dict[str, str]:
+    """Point huggingface_hub at ``hub`` through ``patch`` (a pytest MonkeyPatch): online, no Xet, ``token``
+    as HF_TOKEN. Returns the environment, for subprocesses."""
+    import huggingface_hub.constants as constants
+
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0", "HF_TOKEN": token}
+    for name, value in env.items():
+        patch.setenv(name, value)
+    patch.setattr(constants, "ENDPOINT", hub.endpoint)
+    patch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    patch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return env
+
+
 def git_blob_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 

@@ -20,7 +20,7 @@ from authface_core.annotation.publish import PublishConfig, group_into_shards, p
 from authface_core.annotation.store import Decision, ReviewStore
 from authface_core.errors import PublishError
 
-from .hub_standin import HubStandIn
+from .hub_standin import HubStandIn, use_standin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REPO_ID = "photo-lab/authface-pairs"
@@ -32,18 +32,7 @@ SHARD_BYTES = 2_000_000
 @pytest.fixture()
 def hub_env(monkeypatch):
     """Point huggingface_hub at whatever stand-in the test starts: online, no Xet, a secret token."""
-    import huggingface_hub.constants as constants
-
-    def use(hub: HubStandIn) -> dict[str, str]:
-        env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN}
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        return env
-
-    return use
+    return lambda hub: use_standin(monkeypatch, hub, TOKEN)
 
 
 def decide(store: ReviewStore, verdicts: dict[str, str], reviewer: str = "ana") -> None:
