@@ -199,31 +199,19 @@ def build_demo(workspace: Workspace, policy: ReviewerPolicy, settings: Annotatio
         ]
 
         def screen(person: str, queue: str, view: PairView | None, shown_pair: str) -> dict:
-            """The review screen for ``view``; typed text stays when the pair on screen does not change."""
-            if view is None:
-                return {
-                    pair_state: "",
-                    slider: None,
-                    ab_viewer: NO_PAIR,
-                    original_image: None,
-                    retouched_image: None,
-                    facts: workspace.queue_status(person, queue=queue),
-                    counters: workspace.counters_markdown(person),
-                    crops: [],
-                    heartbeat_timer: gr.Timer(active=False),
-                }
-            images = (str(view.original_preview), str(view.retouched_preview))
+            """The review screen for ``view``; typed text stays while the pair on screen stays the same."""
+            images = (str(view.original_preview), str(view.retouched_preview)) if view else (None, None)
             update = {
-                pair_state: view.pair_id,
-                slider: images,
-                ab_viewer: ab_viewer_html(view.original_preview, view.retouched_preview),
+                pair_state: view.pair_id if view else "",
+                slider: images if view else None,
+                ab_viewer: ab_viewer_html(view.original_preview, view.retouched_preview) if view else NO_PAIR,
                 original_image: images[0],
                 retouched_image: images[1],
-                facts: view.facts_markdown,
+                facts: view.facts_markdown if view else workspace.queue_status(person, queue=queue),
                 counters: workspace.counters_markdown(person),
-                heartbeat_timer: gr.Timer(active=True),
+                heartbeat_timer: gr.Timer(active=view is not None),
             }
-            if view.pair_id != shown_pair:
+            if update[pair_state] != shown_pair:
                 update.update({tags: [], caption: "", note: "", crops: []})
             return update
 
