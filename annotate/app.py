@@ -59,6 +59,11 @@ def queue_role(queue: str) -> str:
 # An open page renews its pair's lock this many times per lock period.
 HEARTBEATS_PER_LOCK = 3
 NO_PAIR = "<div id='ab-viewer'><p>No pair open.</p></div>"
+# Gradio's copies of what the page was given (previews, crops, uploads) are deleted after six hours,
+# checked hourly: a long review would otherwise fill the Space's disk with them.
+CACHE_SWEEP_S, CACHE_KEEP_S = 3600, 6 * 3600
+# Largest file an upload may hold: a 100 MP 16-bit TIFF is ~600 MB.
+MAX_UPLOAD = "1gb"
 
 
 def ab_viewer_html(original: Path, retouched: Path) -> str:
@@ -118,7 +123,7 @@ def build_demo(workspace: Workspace, policy: ReviewerPolicy, settings: Annotatio
     """
     lock_seconds = workspace.store.lock_seconds
 
-    with gr.Blocks(title="AuthFace Studio · annotation") as demo:
+    with gr.Blocks(title="AuthFace Studio · annotation", delete_cache=(CACHE_SWEEP_S, CACHE_KEEP_S)) as demo:
         pair_state = gr.State("")
         gr.Markdown(
             "# AuthFace Studio · retouch review\n"
@@ -350,6 +355,7 @@ def launch_options(workspace: Workspace, settings: AnnotationSettings, *, on_spa
         server_port=settings.port,
         blocked_paths=[str(workspace.root), *(str(folder) for folder in workspace.sources.values())],
         run_history=False,
+        max_file_size=MAX_UPLOAD,
         css_paths=[APP_CSS],
         show_error=True,
     )

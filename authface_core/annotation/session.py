@@ -15,6 +15,8 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ from .store import DEFAULT_LOCK_SECONDS, Decision, RecordedDecision, ReviewStore
 UPLOADS_FOLDER = "uploads"
 # How many pairs of a reviewer's queue are prepared ahead on the background thread.
 PREFETCH_DEPTH = 3
+# Handed-out files kept at once: far more than the previews and crops of the requests in flight.
+HAND_OUT_KEEP = 256
 
 REVIEW_GUIDELINES = """\
 **Accept** a pair when the retouch is what a professional would deliver: skin keeps its pores and
@@ -58,21 +62,35 @@ class PairView:
 
 class HandOut:
     """A folder outside the project holding the files the web server may send: hard links to (or
-    copies of) previews and crops, named by what they show, made when first handed out."""
+    copies of) previews and crops, named by what they show, made when first handed out.
 
-    def __init__(self):
+    The web server copies each file it is given into its own cache at once, so only the ``keep``
+    most recently handed-out files are kept (a Space's project on /data and /tmp are different
+    disks: there they are copies). Safe to share between threads.
+    """
+
+    def __init__(self, keep: int = HAND_OUT_KEEP):
         self.folder = Path(tempfile.mkdtemp(prefix="annotate-hand-out-"))
+        self.keep = keep
+        self._recent: OrderedDict[str, None] = OrderedDict()  # names, least recently handed out first
+        self._guard = threading.Lock()
 
     def file(self, path: Path, name: str) -> Path:
         """``path`` as ``<folder>/<name>``; ``name`` must identify the content (a hash, a pair id)."""
         target = self.folder / name
-        if not target.exists():
-            partial = self.folder / f".{name}.partial"
-            try:
-                os.link(path, partial)
-            except OSError:  # another file system, or links not allowed
-                shutil.copyfile(path, partial)
-            partial.replace(target)
+        with self._guard:
+            if not target.exists():
+                partial = self.folder / f".{name}.partial"
+                try:
+                    os.link(path, partial)
+                except OSError:  # another file system, or links not allowed
+                    shutil.copyfile(path, partial)
+                partial.replace(target)
+            self._recent[name] = None
+            self._recent.move_to_end(name)
+            while len(self._recent) > self.keep:
+                stale, _ = self._recent.popitem(last=False)
+                (self.folder / stale).unlink(missing_ok=True)
         return target
 
     def close(self) -> None:

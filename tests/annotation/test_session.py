@@ -132,3 +132,19 @@ def test_workspace_from_settings(tmp_path):
     assert workspace.root == tmp_path / "space-data" and workspace.store.overlap == 2
     assert workspace.store.lock_seconds == 120 and workspace.repo_id == "lab/pairs"
     workspace.close()
+
+
+def test_hand_out_keeps_only_the_most_recent_files(tmp_path):
+    from authface_core.annotation.session import HandOut
+
+    hand_out = HandOut(keep=2)
+    try:
+        for index in range(4):
+            (tmp_path / f"{index}.jpg").write_bytes(bytes([index]) * 10)
+            handed = hand_out.file(tmp_path / f"{index}.jpg", f"preview-{index}.jpg")
+            assert handed.read_bytes() == bytes([index]) * 10 and handed.parent == hand_out.folder
+            hand_out.file(tmp_path / "0.jpg", "preview-0.jpg")  # the first one, handed out again each time
+        assert sorted(path.name for path in hand_out.folder.iterdir()) == ["preview-0.jpg", "preview-3.jpg"]
+    finally:
+        hand_out.close()
+    assert not hand_out.folder.exists()
