@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     from annotate.app import build_demo, launch_options
     from authface_core.annotation.session import Workspace
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(format="%(message)s")  # libraries at WARNING; the app's own messages at INFO
+    for name in ("annotate", "authface_core"):
+        logging.getLogger(name).setLevel(logging.INFO)
     on_space = bool(os.environ.get(SPACE_ENV))
     workspace = Workspace.from_settings(settings)
     policy = ReviewerPolicy.from_settings(settings, hosted=hosted)
