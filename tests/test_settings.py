@@ -13,8 +13,8 @@ from authface_core.settings import (
     check_settings,
     describe_settings,
     setting,
-    settings_from_dict,
     settings_env_argv,
+    settings_from_dict,
     settings_from_namespace,
     settings_parser,
 )
