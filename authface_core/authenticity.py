@@ -1,8 +1,8 @@
 """Authenticity report: is the restored face still the person in the input, and can we tell?
 
-For one aligned face (input and restored crop, same size) the report gives the dlib identity
-distance and similarity input -> output, the landmark shift (mean distance between the 68
-landmarks of both, in px of a 512 px face) and a verdict:
+For one aligned face (input and restored crop, same size) the report gives, measured by
+``authface_core.faces.compare``, the dlib identity distance and similarity input -> output, the
+landmark shift (mean distance between the 68 landmarks of both, in px of a 512 px face) and a verdict:
 
 - "same person": the input is good enough to judge and the distance is under :data:`DRIFT_DISTANCE`;
 - "identity drifted": the input is good enough to judge and the distance is over it;
@@ -12,9 +12,9 @@ landmarks of both, in px of a 512 px face) and a verdict:
 
 How the constants were obtained: ``python bench/calibrate_identity.py`` on the 58 photos of
 ``../shared/faces/identity`` (12 people). Each photo's face is aligned at 512 px (the clean crop
-stands for a faithful restoration), degraded at :data:`CALIBRATION_LEVELS` (the input), and
-compared with its own clean crop (faithful) and with the clean crops of the 11 other people
-(drifted). Measured on 2026-11-27 with dlib 20.0.1 (232 degraded inputs):
+stands for a faithful restoration), degraded at ``authface_core.degradations.CALIBRATION_LEVELS``
+(the input), and compared with its own clean crop (faithful) and with the clean crops of the 11
+other people (drifted). Measured on 2026-11-27 with dlib 20.0.1 (232 degraded inputs):
 
 | level (down x, blur, noise, JPEG q) | input NIQE median [range] | face found | own / others distance | AUC |
 |---|---|---|---|---|
@@ -33,17 +33,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .degradations import DEFAULT_KERNEL_SIZE, DegradationParams, apply_degradation
-from .metrics.identity import compare_faces, measure_face, to_eval_size
-from .metrics.niqe import niqe_or_none
+from .faces.compare import compare_faces, measure_face, to_eval_size
 
 # The verdicts, in the order the demo lists them.
 SAME_PERSON, DRIFTED, CANNOT_VERIFY = "same person", "identity drifted", "cannot verify"
 VERDICTS = (SAME_PERSON, DRIFTED, CANNOT_VERIFY)
-
-# Degradation strengths used for calibration: (downsample x, blur sigma, noise sigma, JPEG quality),
-# the four levels of ../shared/AUTHFACE.md's identity table.
-CALIBRATION_LEVELS = ((2.0, 1.0, 5.0, 80), (4.0, 2.0, 10.0, 60), (8.0, 3.0, 15.0, 40), (16.0, 4.0, 20.0, 30))
 
 # From input NIQE 16.67 on (the cleanest input of the x16 level, the first level whose own vs
 # others AUC falls under 0.98 and where dlib misses 7/58 faces) the descriptor no longer tells
@@ -87,6 +81,8 @@ class AuthenticityReport:
 
 def authenticity_report(input_face: np.ndarray, restored_face: np.ndarray) -> AuthenticityReport:
     """Compare an aligned input face with its restoration (both (S, S, 3) uint8, same size)."""
+    from .niqe import niqe_or_none  # SciPy, half of ``import authface_core.restore``'s time, loaded on first use
+
     if input_face.shape != restored_face.shape:
         raise ValueError(f"input face {input_face.shape} and restored face {restored_face.shape} differ in size")
     source = measure_face(input_face)
@@ -139,19 +135,3 @@ def authenticity_report(input_face: np.ndarray, restored_face: np.ndarray) -> Au
         message=message,
         input_niqe=input_niqe,
     )
-
-
-def degrade_for_calibration(face: np.ndarray, level: tuple[float, float, float, int], seed: int) -> np.ndarray:
-    """One of :data:`CALIBRATION_LEVELS` applied to an aligned face, isotropic blur, seeded noise."""
-    down, sigma, noise, quality = level
-    params = DegradationParams(
-        sigma_x=sigma,
-        sigma_y=sigma,
-        theta=0.0,
-        downsample=down,
-        noise_sigma=noise,
-        jpeg_quality=quality,
-        kernel_size=DEFAULT_KERNEL_SIZE,
-        noise_seed=seed,
-    )
-    return apply_degradation(face, params)

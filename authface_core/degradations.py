@@ -27,11 +27,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import InvalidImageError
-from .io import atomic_write_bytes, encode_image, load_rgb
+from .io import atomic_write_bytes, encode_image, load_rgb, resize_image
 
 # Blur kernel side used by GFPGAN's training options (``blur_kernel_size: 41``).
 DEFAULT_KERNEL_SIZE = 41
 MANIFEST_NAME = "manifest.json"
+# The four strengths of ../shared/AUTHFACE.md's identity table, (downsample x, blur sigma, noise sigma,
+# JPEG quality), mild to strongest: ``authface_core.authenticity``'s constants were calibrated at these
+# levels (bench/calibrate_identity.py), applied by :func:`degrade_at_level`.
+CALIBRATION_LEVELS = ((2.0, 1.0, 5.0, 80), (4.0, 2.0, 10.0, 60), (8.0, 3.0, 15.0, 40), (16.0, 4.0, 20.0, 30))
 
 
 def _check_range(name: str, bounds: tuple[float, float], low: float, high: float) -> None:
@@ -183,12 +187,28 @@ def resolve_degradation(preset_or_config: str | DegradationConfig) -> Degradatio
     return PRESETS[preset_or_config]
 
 
+def degrade_at_level(face: np.ndarray, level: tuple[float, float, float, int], seed: int) -> np.ndarray:
+    """One of :data:`CALIBRATION_LEVELS` applied to a face: isotropic blur, noise drawn from ``seed``."""
+    down, sigma, noise, quality = level
+    params = DegradationParams(
+        sigma_x=sigma,
+        sigma_y=sigma,
+        theta=0.0,
+        downsample=down,
+        noise_sigma=noise,
+        jpeg_quality=quality,
+        kernel_size=DEFAULT_KERNEL_SIZE,
+        noise_seed=seed,
+    )
+    return apply_degradation(face, params)
+
+
 def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize a square (S, S, 3) uint8 face to (size, size, 3): area averaging down, cubic up."""
-    if rgb.shape[0] == size and rgb.shape[1] == size:
-        return rgb
-    interpolation = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (size, size), interpolation=interpolation)
+    """(S, S, 3) -> (size, size, 3) by :func:`authface_core.io.resize_image`.
+
+    Kept only for ``training/data.py`` until it calls ``resize_image`` itself; then delete this.
+    """
+    return resize_image(rgb, size, size)
 
 
 def load_square_face(path: str | os.PathLike, size: int) -> np.ndarray:
@@ -200,7 +220,7 @@ def load_square_face(path: str | os.PathLike, size: int) -> np.ndarray:
             str(path),
             f"is {width}x{height}, not an aligned square face; align it first (python -m authface_core faces)",
         )
-    return resize_square(rgb, size)
+    return resize_image(rgb, size, size)
 
 
 def build_degraded_set(

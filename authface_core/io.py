@@ -17,6 +17,8 @@ Mode conversions, on purpose:
 Refused with :class:`InvalidImageError` naming the file: a missing, empty, non-image, corrupt or
 truncated file, and any image over ``max_pixels``, checked from the header before decoding, so a
 decompression bomb costs nothing.
+
+:func:`resize_image` is the project's one rule for resizing an image to a given size.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
@@ -208,6 +211,17 @@ def _high_depth_gray_to_rgb(image: Image.Image) -> np.ndarray:
         gray = np.clip(values.astype(np.float64), 0, 65535) / 257.0
     gray8 = np.round(gray).astype(np.uint8)
     return np.ascontiguousarray(np.repeat(gray8[:, :, None], 3, axis=2))
+
+
+def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` (H, W, 3) or (H, W) resized to (height, width): area averaging when the area shrinks (no
+    aliasing), Lanczos when it grows (sharp, as the photo's upscale); the same array at the same size."""
+    if width < 1 or height < 1:
+        raise ValueError(f"cannot resize to {width}x{height}: both sides must be at least 1 px")
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

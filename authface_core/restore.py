@@ -19,7 +19,6 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from .authenticity import AuthenticityReport, authenticity_report
@@ -28,7 +27,7 @@ from .faces.align import align_face
 from .faces.blend import MAX_UPSCALE, paste_faces, upscale_image
 from .faces.detect import FaceBox, detect_faces
 from .faces.select import SELECTION_MODES, select_faces
-from .io import LoadedImage
+from .io import LoadedImage, resize_image
 from .pipeline.constants import (
     COLOR_FIX_METHODS,
     MAX_INFERENCE_STEPS,
@@ -214,14 +213,13 @@ def restore_faces(
     """Restore aligned faces (N, S, S, 3) uint8 -> (N, S, S, 3) uint8, ``max_batch_size`` at a time, one
     generator seeded once and drawn in order (as the release reuses one generator across batches).
 
-    Sets ``pipe``'s scheduler to ``config.scheduler``: share a pipeline between threads only behind a lock
-    (or a Gradio ``concurrency_limit`` of 1).
+    Every choice of this run travels with its pipeline calls (the scheduler too), and nothing is set on
+    ``pipe``: threads may share one pipeline, each restoring with its own settings.
     """
     from .pipeline.pipeline_authface_sdxl import seeded_generator
 
-    pipe.set_scheduler(config.scheduler)
     seed = config.seed if config.seed is not None else draw_seed()
-    generator = seeded_generator(seed, pipe._execution_device)
+    generator = seeded_generator(seed, pipe.execution_device)
     restored = []
     for start in range(0, len(faces), config.max_batch_size):
         batch = faces[start : start + config.max_batch_size]
@@ -233,6 +231,7 @@ def restore_faces(
             num_inference_steps=config.num_inference_steps,
             fidelity=config.fidelity,
             guidance_scale=config.guidance_scale,
+            scheduler=config.scheduler,
             color_fix=config.color_fix,
             generator=generator,
             callback_on_step_end=callback,
@@ -246,10 +245,13 @@ def _step_callback(progress_callback: ProgressCallback | None, config: RestoreCo
     """Adapt a ``StepProgress`` callback to diffusers' ``callback_on_step_end``."""
     if progress_callback is None:
         return None
-    from .pipeline.pipeline_authface_sdxl import latents_to_rgb_preview
+    from .pipeline.pipeline_authface_sdxl import count_denoising_steps, latents_to_rgb_preview
+
+    # From the settings, not from ``pipe.num_timesteps``, which another thread's call may have set since.
+    num_steps = count_denoising_steps(config.num_inference_steps, config.fidelity)
 
     def on_step_end(pipe, step_index: int, timestep, tensors: dict) -> dict:
-        step, num_steps = step_index + 1, pipe.num_timesteps
+        step = step_index + 1
         wants_preview = config.preview_every and (step % config.preview_every == 0 or step == num_steps)
         preview = latents_to_rgb_preview(tensors["denoised"][:1])[0] if wants_preview else None
         progress_callback(StepProgress(face_index, num_faces, step, num_steps, preview))
@@ -261,13 +263,13 @@ def _step_callback(progress_callback: ProgressCallback | None, config: RestoreCo
 def _restore_aligned(rgb, alpha, pipe, config, progress_callback) -> RestoreResult:
     """The aligned path: the whole image, resized to the face size, is the one face."""
     size = config.face_size
-    input_face = _resize(rgb, size, size)
+    input_face = resize_image(rgb, size, size)
     restored_face = restore_faces(pipe, input_face[None], config, progress_callback=progress_callback)[0]
     out_size = size * config.upscale
     face = FaceResult(0, None, input_face, restored_face, None, _authenticity(input_face, restored_face, config))
     return RestoreResult(
-        image=_resize(restored_face, out_size, out_size),
-        alpha=None if alpha is None else _resize(alpha, out_size, out_size),
+        image=resize_image(restored_face, out_size, out_size),
+        alpha=None if alpha is None else resize_image(alpha, out_size, out_size),
         faces=[face],
         skipped=[],
         config=config,
@@ -318,7 +320,7 @@ def input_at_output_size(image: np.ndarray | LoadedImage, result: RestoreResult)
     photo upscaled as the result was, or on the aligned path the face crop resized as the restoration was."""
     if result.config.aligned:
         height, width = result.image.shape[:2]
-        return _resize(result.faces[0].input_face, width, height)
+        return resize_image(result.faces[0].input_face, width, height)
     rgb, _, _ = _unpack_image(image)
     return upscale_image(rgb, result.config.upscale)
 
@@ -331,11 +333,3 @@ def _unpack_image(image) -> tuple[np.ndarray, np.ndarray | None, str]:
         described = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"image must be an (H, W, 3) uint8 RGB array or a LoadedImage, got {described}")
     return image, None, "<image>"
-
-
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Area averaging when shrinking (no aliasing), Lanczos when enlarging; a no-op at the same size."""
-    if image.shape[1] == width and image.shape[0] == height:
-        return image
-    shrinking = width * height < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)

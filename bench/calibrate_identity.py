@@ -4,7 +4,7 @@
 
 Data: ``identity/<person>/*`` press photos (12 people). Each photo's largest face is aligned the
 FFHQ way at 512 px; that clean crop stands for a *faithful* restoration. Each crop is degraded at
-the strengths of :data:`authface_core.authenticity.CALIBRATION_LEVELS` and plays the *input*.
+the strengths of :data:`authface_core.degradations.CALIBRATION_LEVELS` and plays the *input*.
 For every degraded input the script measures:
 
 - its NIQE (the input-quality gate) and whether dlib still finds the face;
@@ -40,20 +40,15 @@ from tqdm.auto import tqdm
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from authface_core.authenticity import (  # noqa: E402
-    CALIBRATION_LEVELS,
-    DRIFT_DISTANCE,
-    INPUT_NIQE_LIMIT,
-    LANDMARK_SHIFT_LIMIT,
-    degrade_for_calibration,
-)
+from authface_core.authenticity import DRIFT_DISTANCE, INPUT_NIQE_LIMIT, LANDMARK_SHIFT_LIMIT  # noqa: E402
+from authface_core.degradations import CALIBRATION_LEVELS, degrade_at_level  # noqa: E402
 from authface_core.faces.align import align_face  # noqa: E402
+from authface_core.faces.compare import EVAL_FACE_SIZE, landmark_distance, measure_face  # noqa: E402
 from authface_core.faces.detect import detect_faces  # noqa: E402
-from authface_core.faces.identity import descriptor_distance  # noqa: E402
+from authface_core.faces.identity import DLIB_IDENTITY  # noqa: E402
 from authface_core.io import atomic_write_bytes, list_images, load_rgb  # noqa: E402
-from authface_core.metrics.identity import EVAL_FACE_SIZE, landmark_distance, measure_face  # noqa: E402
-from authface_core.metrics.niqe import niqe  # noqa: E402
 from authface_core.metrics.stats import best_threshold, roc_auc  # noqa: E402
+from authface_core.niqe import niqe  # noqa: E402
 
 MIN_LEVEL_AUC = 0.98  # identity must still separate people this well for a verdict to be given
 MIN_FOUND_SHARE = 0.95  # and dlib must still find the face in nearly every input
@@ -109,7 +104,7 @@ def clean_identity_separation(faces: list[dict]) -> dict:
     """Same-person vs different-person distances between clean photos, and their ROC AUC."""
     same, different = [], []
     for a, b in itertools.combinations(faces, 2):
-        distance = descriptor_distance(a["measurement"].descriptor, b["measurement"].descriptor)
+        distance = DLIB_IDENTITY.distance(a["measurement"].descriptor, b["measurement"].descriptor)
         (same if a["person"] == b["person"] else different).append(distance)
     threshold, accuracy = best_threshold(same, different)
     return {
@@ -128,14 +123,14 @@ def measure_degraded_inputs(faces: list[dict]) -> list[dict]:
     rows = []
     for index, item in enumerate(tqdm(faces, desc="Degrading and measuring", unit="face")):
         for level_index, level in enumerate(CALIBRATION_LEVELS):
-            degraded = degrade_for_calibration(item["face"], level, seed=index)
+            degraded = degrade_at_level(item["face"], level, seed=index)
             measurement = measure_face(degraded)
             row = {"person": item["person"], "level": level_index, "niqe": niqe(degraded), "found": measurement.found}
             if measurement.found:
                 own = item["measurement"]
-                row["own_distance"] = descriptor_distance(measurement.descriptor, own.descriptor)
+                row["own_distance"] = DLIB_IDENTITY.distance(measurement.descriptor, own.descriptor)
                 row["other_distances"] = [
-                    descriptor_distance(measurement.descriptor, other["measurement"].descriptor)
+                    DLIB_IDENTITY.distance(measurement.descriptor, other["measurement"].descriptor)
                     for other in faces
                     if other["person"] != item["person"]
                 ]

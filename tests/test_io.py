@@ -136,3 +136,34 @@ def test_save_image_round_trips_with_alpha(tmp_path, astronaut):
 def test_uploaded_bytes_are_named_in_errors():
     with pytest.raises(InvalidImageError, match=r"upload\.png: not an image file"):
         load_image(b"hello", name="upload.png")
+
+
+def test_resize_shrinks_by_area_averaging(astronaut):
+    from authface_core.io import resize_image
+
+    half = resize_image(astronaut, 256, 256)
+    block_means = astronaut.reshape(256, 2, 256, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    assert half.shape == (256, 256, 3) and half.dtype == np.uint8
+    assert np.abs(half - block_means).max() <= 0.5 + 1e-9  # each pixel is its 2x2 block's mean, rounded
+
+
+def test_resize_enlarges_smoothly_and_keeps_other_shapes():
+    from authface_core.io import resize_image
+
+    # A horizontal ramp of 2 grey levels per pixel: an interpolating kernel gives 1 level per output pixel
+    # in the interior (pixel centres of the 2x image sit at (x + 0.5) / 2 - 0.5 in input pixels).
+    ramp = np.tile(np.arange(0, 128, 2, dtype=np.uint8), (8, 1))  # (8, 64)
+    enlarged = resize_image(ramp, 128, 16)
+    centres = (np.arange(128) + 0.5) / 2 - 0.5
+    assert enlarged.shape == (16, 128)
+    np.testing.assert_allclose(enlarged[:, 8:-8], np.tile(2 * centres[8:-8], (16, 1)), atol=1.0)
+    wide = resize_image(np.zeros((10, 30, 3), np.uint8), 15, 5)
+    assert wide.shape == (5, 15, 3)
+
+
+def test_resize_to_the_same_size_is_a_no_op_and_empty_sizes_are_refused(astronaut):
+    from authface_core.io import resize_image
+
+    assert resize_image(astronaut, 512, 512) is astronaut
+    with pytest.raises(ValueError, match="at least 1 px"):
+        resize_image(astronaut, 0, 512)

@@ -16,13 +16,17 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .align import crop_footprint, face_scale, warp_affine_antialiased
+from .align import apply_affine, crop_footprint, face_scale, warp_affine_antialiased
 
 # The soft mask, as fractions of the crop side: zero over the outer band (the textbook helper
 # erodes by about sqrt(face area) / 20), then a smooth ramp up to one.
 MASK_ERODE_FRACTION = 1 / 40
 MASK_FEATHER_FRACTION = 1 / 8
 MAX_UPSCALE = 4
+# Faces are warped back bilinearly: restored 512 px crops enlarged 3.3x into an 8K photo differ from a
+# bicubic warp by 0.47 grey levels RMS inside the mask, at a third of the cost (measured on diffbir_01
+# upscaled to 7680 px: 11 ms against 31 ms a face); shrinking is antialiased first either way.
+PASTE_INTERPOLATION = cv2.INTER_LINEAR
 
 
 @lru_cache(maxsize=8)
@@ -69,7 +73,9 @@ def paste_faces(
     """
     if len(faces) != len(affines):
         raise ValueError(f"got {len(faces)} faces but {len(affines)} affines")
-    out = upscale_image(rgb, upscale).copy()
+    out = upscale_image(rgb, upscale)
+    if out is rgb:  # upscale 1: the photo itself; any other factor already made a new array
+        out = rgb.copy()
     affines = [upscale_affine(a, upscale) for a in affines]
     for index in sorted(range(len(faces)), key=lambda i: face_scale(affines[i]), reverse=True):
         _blend_one(out, faces[index], affines[index])
@@ -88,9 +94,55 @@ def _blend_one(out: np.ndarray, face: np.ndarray, affine: np.ndarray) -> None:
     to_region = cv2.invertAffineTransform(affine)
     to_region[:, 2] -= (x0, y0)
     region_size = (x1 - x0, y1 - y0)
-    warped = warp_affine_antialiased(face, to_region, region_size, border=cv2.BORDER_REPLICATE)
+    region = out[y0:y1, x0:x1]
+    warped = warp_affine_antialiased(
+        face, to_region, region_size, border=cv2.BORDER_REPLICATE, flags=PASTE_INTERPOLATION
+    )
     mask = warp_affine_antialiased(
         feather_mask(size), to_region, region_size, border=cv2.BORDER_CONSTANT, flags=cv2.INTER_LINEAR
     )
-    # out = mask * face + (1 - mask) * photo, in one pass over uint8 data.
-    out[y0:y1, x0:x1] = cv2.blendLinear(warped, out[y0:y1, x0:x1], mask, 1.0 - mask)
+    # region = mask * warped + (1 - mask) * region, in one pass over uint8 data; where the mask is exactly 1
+    # that is a copy, so only the frame around the face's inner box is blended.
+    region_width, region_height = region_size
+    ix0, iy0, ix1, iy1 = _full_weight_box(to_region, size, region_size) or (0, 0, 0, 0)
+    for bx0, by0, bx1, by1 in (
+        (0, 0, region_width, iy0),
+        (0, iy1, region_width, region_height),
+        (0, iy0, ix0, iy1),
+        (ix1, iy0, region_width, iy1),
+    ):
+        if bx1 > bx0 and by1 > by0:
+            box_mask = mask[by0:by1, bx0:bx1]
+            region[by0:by1, bx0:bx1] = cv2.blendLinear(
+                warped[by0:by1, bx0:bx1], region[by0:by1, bx0:bx1], box_mask, 1.0 - box_mask
+            )
+    region[iy0:iy1, ix0:ix1] = warped[iy0:iy1, ix0:ix1]
+
+
+def _full_weight_box(to_region: np.ndarray, size: int, region_size: tuple[int, int]):
+    """An axis-aligned box (x0, y0, x1, y1) of region pixels whose warped mask is exactly 1, or None.
+
+    The mask is 1 on a square of the crop (inside the erode band and the feather ramp); the box is the
+    square's inscribed upright box, kept only if its corners map back inside that square with a pixel to
+    spare for the bilinear taps. Faces shrunk into the photo are blended whole (they are small anyway).
+    """
+    scale = face_scale(to_region)
+    if scale < 1.0:
+        return None
+    first = int(np.ceil(size * (MASK_ERODE_FRACTION + MASK_FEATHER_FRACTION))) + 1
+    last = size - 1 - first
+    if last <= first:
+        return None
+    centre = to_region @ np.array([(size - 1) / 2, (size - 1) / 2, 1.0])
+    cos, sin = abs(to_region[0, 0]) / scale, abs(to_region[1, 0]) / scale
+    half = (last - first) / 2 * scale / (cos + sin)
+    x0, y0 = (int(np.ceil(c - half)) for c in centre)
+    x1, y1 = (int(np.floor(c + half)) for c in centre)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, region_size[0] - 1), min(y1, region_size[1] - 1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=np.float64)
+    back = apply_affine(corners, cv2.invertAffineTransform(to_region))
+    if back.min() < first or back.max() > last:
+        return None
+    return x0, y0, x1 + 1, y1 + 1

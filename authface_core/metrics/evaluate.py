@@ -19,9 +19,9 @@ import numpy as np
 from ..batch import run_batch
 from ..errors import InvalidImageError
 from ..io import list_images, load_rgb
+from ..niqe import NIQE_MIN_SIDE, niqe_or_none
 from .fidelity import psnr, ssim
 from .learned import LEARNED_METRICS, LearnedMetrics, load_learned_metrics
-from .niqe import NIQE_MIN_SIDE, niqe_or_none
 from .specs import METRIC_SPECS
 
 FIDELITY_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
@@ -186,7 +186,7 @@ def _score_image(
 
 
 def _identity_scores(restored: np.ndarray, reference) -> dict[str, float | None]:
-    from .identity import compare_faces, measure_face
+    from ..faces.compare import compare_faces, measure_face
 
     compared = compare_faces(measure_face(restored), reference)
     if compared is None:
@@ -200,7 +200,7 @@ def _identity_scores(restored: np.ndarray, reference) -> dict[str, float | None]
 
 def _reference_face_cache():
     """path -> FaceMeasurement of a ground-truth face, measured once and shared by all methods."""
-    from .identity import measure_face
+    from ..faces.compare import measure_face
 
     @cache
     def measure(path: Path):

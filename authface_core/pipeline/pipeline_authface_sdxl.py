@@ -19,6 +19,11 @@ t_0 > t_1 > ... > t_{N-1}, the pipeline runs the last K = floor(N * (1 - fidelit
 A larger fidelity starts later in the chain from a less noisy copy of the input, so the
 generative prior can move the result less far from it. The noise eps is the same draw for every
 fidelity, so a seed means the same thing at every setting.
+
+Per-call state stays in the call: each call builds its own scheduler (the kind named by its
+``scheduler`` argument, from the loaded scheduler's config), because a scheduler keeps the timesteps
+and step index of the run it serves. Threads may therefore share one pipeline. The properties
+``guidance_scale`` and ``num_timesteps`` report the latest call, for step callbacks, as in diffusers.
 """
 
 from __future__ import annotations
@@ -145,11 +150,15 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(seed)
 
 
-def denoising_start_index(num_inference_steps: int, fidelity: float) -> int:
-    """How many of the N scheduled steps fidelity skips: N - floor(N * (1 - fidelity)) (module doc)."""
+def count_denoising_steps(num_inference_steps: int, fidelity: float) -> int:
+    """How many of the N scheduled steps a call runs: K = floor(N * (1 - fidelity)) (module doc)."""
     # The epsilon keeps float error from dropping a step: 10 * (1 - 0.9) is 0.9999999999999998.
-    steps_run = min(math.floor(num_inference_steps * (1.0 - fidelity) + 1e-9), num_inference_steps)
-    return num_inference_steps - steps_run
+    return min(math.floor(num_inference_steps * (1.0 - fidelity) + 1e-9), num_inference_steps)
+
+
+def denoising_start_index(num_inference_steps: int, fidelity: float) -> int:
+    """How many of the N scheduled steps fidelity skips: N - K (module doc)."""
+    return num_inference_steps - count_denoising_steps(num_inference_steps, fidelity)
 
 
 def encode_sdxl_prompts(
@@ -177,7 +186,8 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
         tokenizer, tokenizer_2: their CLIP tokenizers.
         unet: the face-tuned SDXL UNet.
         controlnet: the restoration ControlNet (3-channel pixel conditioning).
-        scheduler: DDPM as released; see ``SCHEDULERS`` for the fast ones.
+        scheduler: DDPM as released; its config is the one each call builds its scheduler from
+            (``SCHEDULERS`` lists the kinds a call may ask for).
         smoke_test_model: True for the tiny random model (``tiny.py``): its output is not a restoration.
     """
 
@@ -237,9 +247,18 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
         """Denoising steps actually run by the last call (fewer than requested when fidelity > 0)."""
         return self._num_timesteps
 
-    def set_scheduler(self, name: str) -> None:
-        """Swap the scheduler for another kind built from the same config (``SCHEDULERS``)."""
-        self.scheduler = scheduler_from_name(name, self.scheduler.config)
+    @property
+    def execution_device(self) -> torch.device:
+        """The device the models compute on. Usually ``device``; under model CPU offload ``device`` reports
+        the CPU the models rest on, and this the accelerator they run on (where the release's generator lives)."""
+        return self._execution_device
+
+    def make_scheduler(self, name: str | None = None) -> SchedulerMixin:
+        """A new scheduler for one call: of kind ``name`` (``SCHEDULERS``), or of the loaded scheduler's kind
+        when None, from the loaded scheduler's config. The loaded one is never stepped."""
+        if name is None:
+            return type(self.scheduler).from_config(self.scheduler.config)
+        return scheduler_from_name(name, self.scheduler.config)
 
     def encode_prompt(self, prompt: str, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """A prompt for each of ``batch_size`` faces -> (B, 77, D1 + D2) penultimate hidden states of both
@@ -318,22 +337,24 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
     def prepare_latents(
         self,
         control_image: torch.Tensor,
+        scheduler: SchedulerMixin,
         timesteps: torch.Tensor,
         skipped_steps: int,
         dtype: torch.dtype,
         device: torch.device,
         generator: torch.Generator | list[torch.Generator] | None,
     ) -> torch.Tensor:
-        """The starting latents (N, 4, H/8, W/8): pure noise, or the noised input latent (module doc)."""
+        """The starting latents (N, 4, H/8, W/8): pure noise, or the noised input latent (module doc), for
+        this call's ``scheduler``."""
         batch, _, height, width = control_image.shape
         shape = (batch, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)  # one draw, as released
         if skipped_steps == 0:
-            return noise * self.scheduler.init_noise_sigma
+            return noise * scheduler.init_noise_sigma
         input_latents = self.encode_image(control_image).to(dtype)
         if len(timesteps) == 0:
             return input_latents
-        return self.scheduler.add_noise(input_latents, noise, timesteps[:1].repeat(batch))
+        return scheduler.add_noise(input_latents, noise, timesteps[:1].repeat(batch))
 
     @torch.no_grad()
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
@@ -353,9 +374,10 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
         pixels = (decoded * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         return (pixels * 255).round().astype(np.uint8)
 
-    def prepare_extra_step_kwargs(self, generator) -> dict:
+    @staticmethod
+    def prepare_extra_step_kwargs(scheduler: SchedulerMixin, generator) -> dict:
         """The scheduler step's noise generator, where that scheduler draws noise (DDPM does, per step)."""
-        accepts_generator = "generator" in inspect.signature(self.scheduler.step).parameters
+        accepts_generator = "generator" in inspect.signature(scheduler.step).parameters
         return {"generator": generator} if accepts_generator else {}
 
     @torch.no_grad()
@@ -369,6 +391,7 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
         fidelity: float = 0.0,
         guidance_scale: float = RELEASED_GUIDANCE_SCALE,
         controlnet_conditioning_scale: float = RELEASED_CONDITIONING_SCALE,
+        scheduler: str | None = None,
         color_fix: str = RELEASED_COLOR_FIX,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "np",
@@ -388,6 +411,9 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
                 stays closer to the input; 1 = no denoising. Precise definition in the module doc.
             guidance_scale (`float`, defaults to 8.0): classifier-free guidance, on when > 1.
             controlnet_conditioning_scale (`float`, defaults to 1.0): scale of the ControlNet residuals.
+            scheduler (`str`, *optional*): the sampler of this call, one of ``SCHEDULERS`` ("ddpm" as
+                released, "dpmpp", "unipc", "ddim", "euler"); None: the loaded scheduler's kind. Built
+                for this call from the loaded scheduler's config; the pipeline itself is not changed.
             color_fix (`str`, defaults to "wavelet"): "wavelet", "adain" or "none", against the input.
             generator (`torch.Generator`, *optional*): the one source of randomness (initial noise,
                 then DDPM's per-step noise).
@@ -414,13 +440,15 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
             output_type,
             callback_on_step_end_tensor_inputs,
         )
+        sampler = self.make_scheduler(scheduler)  # this call's own: schedulers keep per-run state
         self._guidance_scale = guidance_scale
+        do_classifier_free_guidance = guidance_scale > 1  # a local: another thread's call may reset the property
         device = self._execution_device
         batch, _, height, width = control_image.shape
 
         # 2. Encode prompts (negative first for CFG, as stock)
         prompt_embeds, add_text_embeds = self.encode_prompt(prompt, batch, device)
-        if self.do_classifier_free_guidance:
+        if do_classifier_free_guidance:
             negative_embeds, negative_pooled = self.encode_prompt(negative_prompt, batch, device)
             prompt_embeds = torch.cat([negative_embeds, prompt_embeds])
             add_text_embeds = torch.cat([negative_pooled, add_text_embeds])
@@ -429,23 +457,23 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
         # 3. Control image: [0, 1] in the ControlNet's dtype, doubled for CFG; fp32 kept as the reference
         reference_pixels = control_image.to(device)
         control_image = reference_pixels.to(self.controlnet.dtype)
-        if self.do_classifier_free_guidance:
+        if do_classifier_free_guidance:
             control_image = torch.cat([control_image] * 2)
 
         # 4. Timesteps: the last floor(N * (1 - fidelity)) of the schedule
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        sampler.set_timesteps(num_inference_steps, device=device)
         skipped_steps = denoising_start_index(num_inference_steps, fidelity)
-        start = skipped_steps * self.scheduler.order
-        timesteps = self.scheduler.timesteps[start:]
-        if hasattr(self.scheduler, "set_begin_index"):
-            self.scheduler.set_begin_index(start)
+        start = skipped_steps * sampler.order
+        timesteps = sampler.timesteps[start:]
+        if hasattr(sampler, "set_begin_index"):
+            sampler.set_begin_index(start)
         self._num_timesteps = len(timesteps)
 
         # 5. Starting latents
         latents = self.prepare_latents(
-            reference_pixels, timesteps, skipped_steps, prompt_embeds.dtype, device, generator
+            reference_pixels, sampler, timesteps, skipped_steps, prompt_embeds.dtype, device, generator
         )
-        extra_step_kwargs = self.prepare_extra_step_kwargs(generator)
+        extra_step_kwargs = self.prepare_extra_step_kwargs(sampler, generator)
 
         # 6. Added conditioning: time ids (H, W, 0, 0, H, W) of the control image, for both CFG halves
         add_time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=prompt_embeds.dtype, device=device)
@@ -455,8 +483,8 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
         # 7. Denoising loop
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for step_index, t in enumerate(timesteps):
-                latent_model_input = torch.cat([latents] * 2) if self.do_classifier_free_guidance else latents
-                latent_model_input = self.scheduler.scale_model_input(latent_model_input, t)
+                latent_model_input = torch.cat([latents] * 2) if do_classifier_free_guidance else latents
+                latent_model_input = sampler.scale_model_input(latent_model_input, t)
                 down_residuals, mid_residual = self.controlnet(
                     latent_model_input,
                     t,
@@ -475,10 +503,10 @@ class AuthFacePipeline(DiffusionPipeline, StableDiffusionMixin):
                     added_cond_kwargs=added_cond_kwargs,
                     return_dict=False,
                 )[0]
-                if self.do_classifier_free_guidance:
+                if do_classifier_free_guidance:
                     noise_uncond, noise_text = noise_pred.chunk(2)
                     noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
-                step_output = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=True)
+                step_output = sampler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=True)
                 latents = step_output.prev_sample
                 if callback_on_step_end is not None:
                     denoised = getattr(step_output, "pred_original_sample", None)

@@ -148,3 +148,36 @@ def test_overlapping_faces_paste_largest_last(astronaut):
         cx, cy = inverse @ np.array([256, 256, 1.0])
         pixel = pasted[int(cy), int(cx)]
         assert pixel[0] > 200 and pixel[2] < 50, "the larger face (red) must end on top whatever the input order"
+
+
+def _blend_whole_box(photo: np.ndarray, face: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The textbook paste, written out here: bilinear warp of the face and of its mask over the face's whole
+    box, then one blend."""
+    from authface_core.faces.blend import feather_mask
+
+    out = photo.copy()
+    size = face.shape[0]
+    height, width = out.shape[:2]
+    x0, y0, x1, y1 = crop_footprint(affine, size, margin=1)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    to_box = cv2.invertAffineTransform(affine)
+    to_box[:, 2] -= (x0, y0)
+    warped = cv2.warpAffine(face, to_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mask = cv2.warpAffine(feather_mask(size), to_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
+    out[y0:y1, x0:x1] = cv2.blendLinear(warped, out[y0:y1, x0:x1], mask, 1.0 - mask)
+    return out
+
+
+@pytest.mark.parametrize("angle", [0, 7, 45, -60, 90])
+@pytest.mark.parametrize("scale", [1.0, 1.7, 3.3])
+@pytest.mark.parametrize("centre", [(600, 450), (40, 30), (1190, 890)])
+def test_paste_copies_the_inner_box_exactly_as_a_whole_box_blend_would(angle, scale, centre):
+    """The fast path (copy where the mask is 1, blend the frame) gives the whole-box blend's pixels exactly,
+    upright or rotated, inside the photo or cut by its edge."""
+    rng = np.random.default_rng(angle + 10 * int(scale * 10))
+    photo = rng.integers(0, 256, (900, 1200, 3), dtype=np.uint8)
+    face = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    to_photo = cv2.getRotationMatrix2D((63.5, 63.5), angle, scale)
+    to_photo[:, 2] += (centre[0] - 63.5, centre[1] - 63.5)
+    affine = cv2.invertAffineTransform(to_photo)
+    np.testing.assert_array_equal(paste_faces(photo, [face], [affine]), _blend_whole_box(photo, face, affine))

@@ -7,7 +7,7 @@ import pytest
 
 from authface_core.faces import detect_faces
 from authface_core.faces.detect import Landmarks
-from authface_core.io import list_images, load_rgb
+from authface_core.io import load_rgb
 
 # Faces a person counts in each photo of ../shared/faces/whole (checked by eye on a contact sheet;
 # the third face of obama_and_biden is the girl in the shadow at the bottom right).
@@ -38,16 +38,12 @@ def test_every_whole_photo_is_listed(shared_faces):
     assert sorted(p.name for p in (shared_faces / "whole").iterdir()) == sorted(WHOLE_PHOTO_FACE_COUNTS)
 
 
-def test_each_identity_photo_yields_its_main_face(shared_faces):
-    paths = list_images([shared_faces / "identity"])
-    assert len(paths) >= 50
-    for path in paths:
-        rgb = load_rgb(path)
-        faces = detect_faces(rgb)
-        assert faces, f"no face in {path}"
-        main = faces[0].box
+def test_each_identity_photo_yields_its_main_face(identity_photos):
+    assert len(identity_photos) >= 50
+    for photo in identity_photos:
+        assert photo.faces, f"no face in {photo.path}"
         # The main face of a press photo is a real, sizeable face: at least 3% of the shorter side.
-        assert main.width > 0.03 * min(rgb.shape[:2]), path
+        assert photo.faces[0].box.width > 0.03 * min(photo.shape[:2]), photo.path
 
 
 def test_landmarks_sit_on_the_face(astronaut):

@@ -89,6 +89,51 @@ def test_progress_reports_every_step_with_previews_every_k(tiny_pipe, small_face
     assert preview.shape == (FACE_SIZE // 8, FACE_SIZE // 8, 3) and preview.dtype == np.uint8 and preview.std() > 0
 
 
+def test_threads_sharing_one_pipeline_get_what_they_would_one_after_the_other(tiny_pipe, small_face):
+    """Two restorations with different schedulers, steps, fidelity and guidance on one pipeline, run by two
+    threads held in lockstep for their first steps, give the images and progress they give run in turn."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    configs = [
+        RestoreConfig(aligned=True, scheduler="ddpm", seed=1, **{**TINY, "num_inference_steps": 5}),
+        RestoreConfig(
+            aligned=True, scheduler="dpmpp", seed=2, fidelity=0.25, guidance_scale=1.0, **TINY
+        ),  # 3 of 4 steps
+    ]
+    lockstep_steps = 3
+
+    def run(config, barrier=None):
+        events = []
+
+        def on_step(progress: StepProgress):
+            events.append((progress.step, progress.num_steps))
+            if barrier is not None and progress.step <= lockstep_steps:
+                barrier.wait(timeout=60)  # both threads are inside their denoising loops at once
+
+        try:
+            return restore_image(small_face, tiny_pipe, config, progress_callback=on_step).image, events
+        except Exception:
+            if barrier is not None:
+                barrier.abort()  # release the other thread at once; its error is then BrokenBarrierError
+            raise
+
+    in_turn = [run(config) for config in configs]
+    barrier = threading.Barrier(len(configs))
+    with ThreadPoolExecutor(len(configs)) as pool:
+        futures = [pool.submit(run, config, barrier) for config in configs]
+        errors = [future.exception(timeout=300) for future in futures]
+    causes = [error for error in errors if error is not None and not isinstance(error, threading.BrokenBarrierError)]
+    if any(errors):
+        raise causes[0] if causes else errors[0]
+    together = [future.result() for future in futures]
+    assert [events for _, events in in_turn] == [[(s, 5) for s in range(1, 6)], [(s, 3) for s in range(1, 4)]]
+    assert not np.array_equal(in_turn[0][0], in_turn[1][0])
+    for (image, events), (threaded_image, threaded_events) in zip(in_turn, together, strict=True):
+        assert threaded_events == events
+        assert np.array_equal(threaded_image, image)
+
+
 def test_identity_check_attaches_an_authenticity_report(tiny_pipe, small_face):
     from authface_core.authenticity import AuthenticityReport
 

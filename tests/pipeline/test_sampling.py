@@ -29,13 +29,26 @@ def test_more_steps_change_the_output(tiny_pipe, small_face):
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULER_NAMES)
-def test_every_scheduler_runs_and_is_deterministic(tiny_checkpoint, small_face, scheduler):
-    from authface_core.pipeline.loading import load_pipeline
+def test_every_scheduler_runs_and_is_deterministic(tiny_pipe, small_face, scheduler):
+    loaded = tiny_pipe.scheduler
+    runs = [
+        tiny_pipe(small_face[None], num_inference_steps=3, fidelity=0.3, scheduler=scheduler, generator=seeded(1))
+        for _ in range(2)
+    ]
+    assert np.array_equal(runs[0].images, runs[1].images) and runs[0].images.shape == (1, 64, 64, 3)
+    assert tiny_pipe.scheduler is loaded  # the call built its own scheduler; the shared pipeline is unchanged
 
-    pipe = load_pipeline(str(tiny_checkpoint), device="cpu")
-    pipe.set_scheduler(scheduler)
-    runs = [pipe(small_face[None], num_inference_steps=3, fidelity=0.3, generator=seeded(1)).images for _ in range(2)]
-    assert np.array_equal(*runs) and runs[0].shape == (1, 64, 64, 3)
+
+def test_the_scheduler_argument_picks_the_sampler(tiny_pipe, small_face):
+    def run(scheduler):
+        return tiny_pipe(small_face[None], num_inference_steps=3, scheduler=scheduler, generator=seeded(1)).images
+
+    default, ddpm, dpmpp = run(None), run("ddpm"), run("dpmpp")
+    assert type(tiny_pipe.scheduler).__name__ == "DDPMScheduler"  # the tiny checkpoint ships the released DDPM
+    assert np.array_equal(default, ddpm)
+    assert np.abs(ddpm.astype(int) - dpmpp).mean() > 1.0
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        run("lms")
 
 
 @pytest.mark.parametrize(

@@ -5,16 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from authface_core.degradations import DegradationParams, apply_degradation, load_square_face
-from authface_core.metrics.niqe import imresize_half, niqe, pristine_model
-
-# Increasing strength: (downsample, blur sigma, noise, JPEG quality), the levels of ../shared/AUTHFACE.md.
-STRENGTHS = [(2, 1.0, 5.0, 80), (4, 2.0, 10.0, 60), (8, 3.0, 15.0, 40), (16, 4.0, 20.0, 30)]
-
-
-def degraded(face: np.ndarray, strength: tuple[float, float, float, int]) -> np.ndarray:
-    down, sigma, noise, quality = strength
-    return apply_degradation(face, DegradationParams(sigma, sigma, 0.0, down, noise, quality, 41, noise_seed=0))
+from authface_core.degradations import CALIBRATION_LEVELS, degrade_at_level, load_square_face
+from authface_core.niqe import imresize_half, niqe, niqe_or_none, pristine_model
 
 
 def test_pristine_model_is_the_published_one():
@@ -28,7 +20,7 @@ def test_pristine_model_is_the_published_one():
 @pytest.mark.parametrize("name", ["gpen_ffhq_00006.png", "ddnm_00234.png", "sam_866.jpg"])
 def test_clean_face_ranks_better_than_stronger_degradations(shared_faces, name):
     face = load_square_face(shared_faces / "hq_aligned" / name, 512)
-    scores = [niqe(face)] + [niqe(degraded(face, s)) for s in STRENGTHS]
+    scores = [niqe(face)] + [niqe(degrade_at_level(face, level, seed=0)) for level in CALIBRATION_LEVELS]
     print(name, "NIQE clean -> strongest:", [round(s, 2) for s in scores])
     assert all(a < b for a, b in zip(scores[:-1], scores[1:], strict=True)), scores
     assert scores[0] < 6.0  # a clean FFHQ/CelebA-HQ face reads as natural
@@ -50,3 +42,9 @@ def test_half_resize_keeps_flat_images_flat_and_halves_the_size():
 def test_small_images_are_refused():
     with pytest.raises(ValueError, match="at least 192 px"):
         niqe(np.zeros((100, 300, 3), np.uint8))
+
+
+def test_niqe_or_none_is_none_where_niqe_is_undefined(astronaut):
+    assert niqe_or_none(astronaut[:100]) is None  # under 192 px a side
+    assert niqe_or_none(np.full((256, 256, 3), 128, np.uint8)) is None  # flat: no statistics to fit
+    assert niqe_or_none(astronaut) == niqe(astronaut)

@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 
 from authface_core.authenticity import (
-    CALIBRATION_LEVELS,
     CANNOT_VERIFY,
     DRIFTED,
     INPUT_NIQE_LIMIT,
     SAME_PERSON,
     AuthenticityReport,
     authenticity_report,
-    degrade_for_calibration,
 )
-from authface_core.degradations import load_square_face
+from authface_core.degradations import CALIBRATION_LEVELS, degrade_at_level, load_square_face
 
 MODERATE, STRONGEST = CALIBRATION_LEVELS[1], CALIBRATION_LEVELS[-1]  # x4 blur 2 ... ; x16 blur 4 noise 20 q30
 
@@ -38,7 +36,7 @@ def test_identical_face_is_the_same_person(astronaut):
 
 
 def test_faithful_restoration_of_a_degraded_input_is_the_same_person(person_a):
-    degraded = degrade_for_calibration(person_a, MODERATE, seed=0)
+    degraded = degrade_at_level(person_a, MODERATE, seed=0)
     report = authenticity_report(degraded, person_a)
     print("faithful:", report.message)
     assert report.verdict == SAME_PERSON, report.message
@@ -46,7 +44,7 @@ def test_faithful_restoration_of_a_degraded_input_is_the_same_person(person_a):
 
 
 def test_restoration_into_someone_else_is_flagged(person_a, person_b):
-    degraded = degrade_for_calibration(person_a, MODERATE, seed=0)
+    degraded = degrade_at_level(person_a, MODERATE, seed=0)
     report = authenticity_report(degraded, person_b)
     print("drifted:", report.message)
     assert report.verdict == DRIFTED and report.warning
@@ -54,7 +52,7 @@ def test_restoration_into_someone_else_is_flagged(person_a, person_b):
 
 
 def test_a_badly_degraded_input_cannot_be_verified(person_a, person_b):
-    degraded = degrade_for_calibration(person_a, STRONGEST, seed=0)
+    degraded = degrade_at_level(person_a, STRONGEST, seed=0)
     report = authenticity_report(degraded, person_b)
     print("too degraded:", report.message)
     assert report.verdict == CANNOT_VERIFY

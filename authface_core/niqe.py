@@ -1,13 +1,16 @@
 """NIQE, the Natural Image Quality Evaluator (Mittal, Soundararajan, Bovik, IEEE SPL 2013): no reference, lower better.
 
+Core code needs it (the authenticity check gates its verdict on the input's NIQE) and so does
+evaluation (``authface_core.metrics``), so it sits beside ``io`` and imports only NumPy and SciPy.
+
 NIQE fits a multivariate Gaussian to 36 natural-scene statistics of an image (18 per scale, two
 scales) and reports its distance to the Gaussian fitted on pristine photos. The pristine model
 (mean and covariance) is the published one that MATLAB's ``niqe`` and basicsr ship; its numbers
-are package data in ``data/niqe_pris_params.npz`` (taken from basicsr 1.4.2's source
+are package data in ``authface_core/data/niqe_pris_params.npz`` (taken from basicsr 1.4.2's source
 distribution, ``basicsr/metrics/niqe_pris_params.npz``). The algorithm below is written from the
 paper and MATLAB's reference description:
 
-1. the image as 8-bit luma (BT.601 Y, rounded, as MATLAB reads a uint8 image);
+1. the image as 8-bit luma (:func:`rgb_to_y` rounded, as MATLAB reads a uint8 image);
 2. cropped to whole 96x96 blocks;
 3. at each of two scales (full, then halved by MATLAB-style antialiased bicubic ``imresize``),
    MSCN coefficients (x - mu) / (sigma + 1) with a 7x7 Gaussian window (sigma 7/6, replicate border);
@@ -27,8 +30,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import gamma
 
-from .fidelity import rgb_to_y
-
+# ITU-R BT.601 luma for RGB in [0, 255] onto [16, 235] (MATLAB rgb2ycbcr, row 1).
+BT601_Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+BT601_Y_OFFSET = 16.0
 BLOCK_SIZE = 96  # pixels at full scale (MATLAB niqe's default)
 NIQE_MIN_SIDE = 2 * BLOCK_SIZE  # at least 2 x 2 blocks, so that the block features have a covariance
 MSCN_WINDOW_SIZE, MSCN_WINDOW_SIGMA = 7, 7.0 / 6.0
@@ -39,6 +43,12 @@ NEIGHBOUR_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 AGGD_SHAPES = np.arange(0.2, 10.0 + 1e-9, 0.001)
 _AGGD_RATIO = gamma(2.0 / AGGD_SHAPES) ** 2 / (gamma(1.0 / AGGD_SHAPES) * gamma(3.0 / AGGD_SHAPES))
 BICUBIC_A = -0.5  # Keys' cubic convolution, MATLAB imresize's 'bicubic'
+
+
+def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB in [0, 255] -> (H, W) float64 BT.601 luma in [16, 235], the Y of the SR/BFR literature
+    (also the Y plane of ``authface_core.metrics.fidelity``)."""
+    return rgb.astype(np.float64) @ BT601_Y_WEIGHTS + BT601_Y_OFFSET
 
 
 @cache
