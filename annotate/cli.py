@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     address = f"{options['server_name'] or os.environ.get('GRADIO_SERVER_NAME', '127.0.0.1')}:{settings.port}"
     logger.info(describe_mode(settings, policy, str(workspace.root), address))
     demo = build_demo(workspace, policy, settings)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # how a Space stops: clean up as for Ctrl+C
     try:
         demo.queue(default_concurrency_limit=4).launch(**options)
     finally:

@@ -109,7 +109,9 @@ def test_the_app_starts_in_space_mode(tmp_path):
         "ANNOTATE_REVIEWERS": "ana,ben",
         "ANNOTATE_ROOT": str(tmp_path / "data"),
         "ANNOTATE_PORT": str(port),
+        "TMPDIR": str(tmp_path / "tmp"),
     }
+    (tmp_path / "tmp").mkdir()
     environ = {key: value for key, value in os.environ.items() if not key.startswith("ANNOTATE_")}
     server = subprocess.Popen(
         [sys.executable, "-m", "annotate"],
@@ -138,3 +140,4 @@ def test_the_app_starts_in_space_mode(tmp_path):
         output = server.communicate(timeout=30)[0]
     assert "HOSTED mode" in output and "reviewers: ana, ben" in output
     assert (tmp_path / "data" / "review.sqlite").is_file()
+    assert server.returncode == 0 and list((tmp_path / "tmp").glob("annotate-hand-out-*")) == []  # a clean stop
