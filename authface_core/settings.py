@@ -23,11 +23,13 @@ This module imports nothing heavy: the parser's library is imported when a parse
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
+import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -167,8 +169,6 @@ def settings_parser(*classes: type, **parser_kwargs):
     """An ``argparse`` parser (``transformers.HfArgumentParser``) with one flag per field of ``classes``; each
     flag's help ends with its range and default. Add positional arguments or other flags before parsing, then
     turn the Namespace back into the dataclasses with :func:`settings_from_namespace`."""
-    import argparse
-
     from transformers import HfArgumentParser
 
     parser_kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
@@ -196,6 +196,31 @@ def apply_settings_file(parser, path: str | Path) -> None:
         if action.dest in values:
             action.required = False
     parser.set_defaults(**values)
+
+
+def settings_env_argv(parser, prefix: str, environ: Mapping[str, str]) -> list[str]:
+    """Flags made from environment variables named ``prefix`` + the setting's name in capitals
+    (``ANNOTATE_OVERLAP=2`` -> ``--overlap 2``), for apps whose command line is fixed (a Space).
+
+    Put them before the command line's own arguments, so that a flag given there still wins. A list
+    setting's variable holds its items separated by commas or spaces.
+    """
+    argv: list[str] = []
+    seen: set[str] = set()
+    for action in parser._actions:
+        skipped = (argparse._StoreFalseAction, argparse._HelpAction)  # a boolean's --no-<name> twin; --help
+        if not action.option_strings or action.dest in seen or isinstance(action, skipped):
+            continue
+        seen.add(action.dest)
+        value = environ.get(prefix + action.dest.upper())
+        if value is None:
+            continue
+        if action.nargs in ("+", "*"):
+            items = [item for item in re.split(r"[,\s]+", value.strip()) if item]
+            argv += [action.option_strings[0], *items] if items else []
+        else:
+            argv += [action.option_strings[0], value]
+    return argv
 
 
 def settings_from_namespace(namespace, *classes: type) -> tuple:
