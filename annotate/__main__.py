@@ -1,5 +1,5 @@
-"""``python -m annotate [PROJECT_FOLDER]``: launch the annotation app."""
+"""``python -m annotate [PROJECT_FOLDER] [--flags]``: launch the annotation app (``--help`` lists the flags)."""
 
-from annotate.app import main
+from annotate.cli import main
 
 main()

@@ -203,14 +203,6 @@ def degrade_at_level(face: np.ndarray, level: tuple[float, float, float, int], s
     return apply_degradation(face, params)
 
 
-def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """(S, S, 3) -> (size, size, 3) by :func:`authface_core.io.resize_image`.
-
-    Kept only for ``training/data.py`` until it calls ``resize_image`` itself; then delete this.
-    """
-    return resize_image(rgb, size, size)
-
-
 def load_square_face(path: str | os.PathLike, size: int) -> np.ndarray:
     """Load an aligned (square) face and resize it to (size, size, 3) uint8; refuse other shapes."""
     rgb = load_rgb(path)

@@ -198,14 +198,29 @@ def describe_unreadable_path(path: Path) -> str | None:
     return None
 
 
-def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Decode a file or bytes into an upright sRGB uint8 image plus optional alpha (see module doc)."""
+def load_image(
+    source: ImageSource,
+    *,
+    name: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
+) -> LoadedImage:
+    """Decode a file or bytes into an upright sRGB uint8 image plus optional alpha (see module doc).
+
+    ``max_side`` shrinks the image while decoding so that its longest side is at most that many
+    pixels (previews): JPEG decodes straight to a smaller DCT scale (libjpeg's 1/2, 1/4, 1/8), then
+    a Lanczos reduction makes the exact size. None (the default) decodes at full size.
+    """
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be at least 1 pixel, got {max_side}")
     image = open_image(source, name=name, max_pixels=max_pixels)
     label = name or (str(source) if not isinstance(source, bytes) else "<uploaded bytes>")
     original_mode, file_format = image.mode, image.format or "unknown"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if max_side is not None and max(image.size) > max_side:
+                image = _decode_downsized(image, max_side)
             image.load()
             image = ImageOps.exif_transpose(image)
             rgb, alpha = pil_to_rgb(image)
@@ -214,9 +229,30 @@ def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
     return LoadedImage(rgb=rgb, alpha=alpha, source=label, original_mode=original_mode, format=file_format)
 
 
-def load_rgb(source: ImageSource, *, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_rgb(
+    source: ImageSource, *, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None
+) -> np.ndarray:
     """Shortcut for :func:`load_image` when only the (H, W, 3) uint8 RGB array is needed."""
-    return load_image(source, name=name, max_pixels=max_pixels).rgb
+    return load_image(source, name=name, max_pixels=max_pixels, max_side=max_side).rgb
+
+
+def _decode_downsized(image: Image.Image, max_side: int) -> Image.Image:
+    """Decode ``image`` (opened, not loaded) with its longest side reduced to ``max_side``.
+
+    Palette and bilevel images are expanded first (resizing a palette would pick nearest colours);
+    a transparent palette becomes RGBA, as :func:`pil_to_rgb` would make it.
+    """
+    scale = max_side / max(image.size)
+    if image.format == "JPEG":  # libjpeg scales by 1/2, 1/4, 1/8 to the smallest size covering this
+        image.draft("RGB", (round(image.width * scale), round(image.height * scale)))
+    image.load()
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode in ("PA", "1"):
+        image = image.convert("RGBA" if image.mode == "PA" else "L")
+    if max(image.size) > max_side:  # thumbnail() keeps the aspect ratio; reducing_gap uses reduce() first
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image
 
 
 def pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

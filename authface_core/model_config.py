@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .pipeline.constants import DEFAULT_MODEL_ID, MODEL_ENV_VAR
-from .settings import check_settings, setting, settings_to_dict
+from .pipeline.constants import DEFAULT_MODEL_ID, MEMORY_PRESETS, MODEL_ENV_VAR
+from .settings import add_settings_arguments, check_settings, setting, settings_to_dict
 
 # Short names of the weight dtypes (pipeline.loading also takes the long ones, e.g. "float16").
 MODEL_DTYPES = ("fp16", "bf16", "fp32")
@@ -35,7 +35,15 @@ class ModelConfig:
         "weights of the text encoders, UNet and ControlNet; None: fp16 on a GPU (as released), fp32 on CPU. "
         "The VAE stays fp32",
     )
-    low_memory: bool = setting(False, "for small GPUs: CPU offload, VAE slicing and tiling, attention slicing")
+    memory: Literal[MEMORY_PRESETS] = setting(
+        "full",
+        "how much of the model stays on the GPU: full (fastest), 12gb (model CPU offload, VAE slicing and tiling) "
+        "or 8gb (sequential CPU offload, many times slower)",
+    )
+    attention_slicing: bool = setting(False, "diffusers' sliced attention instead of SDPA: less memory, much slower")
+    allow_pickle: bool = setting(
+        False, "also load .bin (pickle) weights where a component has no safetensors; a pickle can run code"
+    )
     compile_models: bool = setting(
         False, "torch.compile the UNet and ControlNet (fast path; the first call takes minutes)", aliases="--compile"
     )
@@ -55,3 +63,18 @@ class ModelConfig:
         from .pipeline.loading import resolve_model
 
         return resolve_model(self.model)
+
+
+def add_model_arguments(parser) -> None:
+    """The :class:`ModelConfig` flags, plus ``--low-memory``, today's spelling of ``--memory 12gb``."""
+    import argparse
+
+    add_settings_arguments(parser, ModelConfig)
+    parser.add_argument(
+        "--low-memory",
+        dest="memory",
+        action="store_const",
+        const="12gb",
+        default=argparse.SUPPRESS,
+        help="same as --memory 12gb",
+    )

@@ -25,12 +25,14 @@ This module imports nothing heavy: the parser's library is imported when a parse
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import functools
+import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -177,8 +179,6 @@ def settings_parser(*classes: type, **parser_kwargs):
     """An ``argparse`` parser (``transformers.HfArgumentParser``) with one flag per field of ``classes``; each
     flag's help ends with its range and default. Add positional arguments or other flags before parsing, then
     turn the Namespace back into the dataclasses with :func:`settings_from_namespace`."""
-    import argparse
-
     from transformers import HfArgumentParser
 
     parser_kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
@@ -204,8 +204,6 @@ def add_settings_arguments(parser, *classes: type) -> None:
 @functools.cache
 def _settings_parser_class(base: type) -> type:
     """``base`` (HfArgumentParser) where a bool setting's aliases that start with ``--no-`` spell its negative flag."""
-
-    import argparse
 
     class SettingsArgumentParser(base):
         @staticmethod
@@ -241,13 +239,42 @@ def apply_settings_file(parser, path: str | Path) -> None:
     """Make the values of a YAML/JSON settings file the parser's defaults, so flags given after still win.
 
     A key that is no flag of the parser is an error naming the file and the key.
+    A flag the parser requires (a field without a default) is no longer required once the file gives it.
     """
     values = read_settings_file(path)
     known = {action.dest for action in parser._actions if action.option_strings}  # flags, not internals
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    for action in parser._actions:
+        if action.dest in values:
+            action.required = False
     parser.set_defaults(**values)
+
+
+def settings_env_argv(parser, prefix: str, environ: Mapping[str, str]) -> list[str]:
+    """Flags made from environment variables named ``prefix`` + the setting's name in capitals
+    (``ANNOTATE_OVERLAP=2`` -> ``--overlap 2``), for apps whose command line is fixed (a Space).
+
+    Put them before the command line's own arguments, so that a flag given there still wins. A list
+    setting's variable holds its items separated by commas or spaces.
+    """
+    argv: list[str] = []
+    seen: set[str] = set()
+    for action in parser._actions:
+        skipped = (argparse._StoreFalseAction, argparse._HelpAction)  # a boolean's --no-<name> twin; --help
+        if not action.option_strings or action.dest in seen or isinstance(action, skipped):
+            continue
+        seen.add(action.dest)
+        value = environ.get(prefix + action.dest.upper())
+        if value is None:
+            continue
+        if action.nargs in ("+", "*"):
+            items = [item for item in re.split(r"[,\s]+", value.strip()) if item]
+            argv += [action.option_strings[0], *items] if items else []
+        else:
+            argv += [action.option_strings[0], value]
+    return argv
 
 
 def settings_from_namespace(namespace, *classes: type) -> tuple:
@@ -273,3 +300,24 @@ def read_settings_file(path: str | Path) -> dict:
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of setting names to values, got {type(values).__name__}")
     return values
+
+
+def settings_markdown(*classes: type) -> str:
+    """A Markdown table of every setting of ``classes``: name, default (as YAML/JSON writes it), allowed values
+    and help, for READMEs that list the keys of a settings file."""
+    import json
+
+    lines = ["| setting | default | allowed | what |", "|---|---|---|---|"]
+    for cls in classes:
+        for spec in describe_settings(cls).values():
+            if spec.choices is not None:
+                allowed = ", ".join(map(str, spec.choices))
+            elif spec.range is not None:
+                allowed = spec.range.describe()
+            else:
+                allowed = _kind_name(spec.kind)
+            if spec.optional:
+                allowed += " or null"
+            default = "required" if spec.default is dataclasses.MISSING else f"`{json.dumps(spec.default)}`"
+            lines.append(f"| `{spec.name}` | {default} | {allowed} | {spec.help.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

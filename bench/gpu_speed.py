@@ -14,10 +14,16 @@ peak FLOP rate, counted with ``torch.utils.flop_counter``.
     ControlNet; compile time shows as warm-up), and also at 50 steps so (a) and (b) compare at
     equal steps.
 
+(c) ``--presets``: the memory presets of ``pipeline/loading.py`` instead: the released
+    configuration (DDPM, fp16, SDPA) placed by each preset (full, 12gb model offload, 8gb
+    sequential offload) from the CPU, peak GPU memory and seconds per face at ``--preset-steps``
+    (the counted figures come from ``bench/memory_presets.py``).
+
 Usage:
     python bench/gpu_speed.py                           # full size, CUDA
     python bench/gpu_speed.py --tiny --device cpu       # the tiny model on CPU: shows the script runs
     python bench/gpu_speed.py --json results.json --batches 1 4 8
+    python bench/gpu_speed.py --presets --batches 1 4 --json presets.json
 """
 
 from __future__ import annotations
@@ -38,12 +44,13 @@ import torch  # noqa: E402
 
 from authface_core.pipeline.constants import (  # noqa: E402
     MAX_INFERENCE_STEPS,
+    MEMORY_PRESETS,
     RELEASED_FACE_SIZE,
     RELEASED_GUIDANCE_SCALE,
     RELEASED_NUM_INFERENCE_STEPS,
     RELEASED_SEED,
 )
-from authface_core.pipeline.loading import optimize_for_speed  # noqa: E402
+from authface_core.pipeline.loading import apply_memory_preset, optimize_for_speed  # noqa: E402
 from authface_core.pipeline.pipeline_authface_sdxl import seeded_generator  # noqa: E402
 from authface_core.restore import FAST_PRESET  # noqa: E402
 
@@ -352,6 +359,60 @@ def format_row(m: Measurement) -> str:
     )
 
 
+@dataclass
+class PresetMeasurement:
+    """One memory preset at one batch size: seconds per face and peak GPU memory (None off CUDA)."""
+
+    preset: str
+    batch: int
+    steps: int
+    seconds_per_face: float
+    peak_memory_gib: float | None
+    warmup_seconds: float
+
+
+def run_presets(args) -> list[PresetMeasurement]:
+    """The released configuration (DDPM, fp16 on CUDA, SDPA) placed by each memory preset, from the CPU."""
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    face_size = args.face_size or (TINY_FACE_SIZE if args.tiny else RELEASED_FACE_SIZE)
+    faces_all = np.random.default_rng(0).integers(0, 256, (max(args.batches), face_size, face_size, 3), dtype=np.uint8)
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    pipe = build_pipeline(args.tiny, torch.device("cpu"), dtype)
+    set_attention(pipe, "sdpa")
+    results = []
+    for preset in MEMORY_PRESETS:
+        apply_memory_preset(pipe, device, preset)
+        for batch in args.batches:
+
+            def call(faces=faces_all[:batch]):
+                generator = seeded_generator(RELEASED_SEED, device)
+                pipe(faces, num_inference_steps=args.preset_steps, guidance_scale=args.guidance, generator=generator)
+
+            start = time.perf_counter()
+            call()
+            synchronize(device)
+            warmup = time.perf_counter() - start
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+            start = time.perf_counter()
+            for _ in range(args.repeats):
+                call()
+            synchronize(device)
+            seconds = (time.perf_counter() - start) / args.repeats
+            peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+            results.append(PresetMeasurement(preset, batch, args.preset_steps, seconds / batch, peak, warmup))
+            memory = f"{peak:6.2f} GiB" if peak is not None else "     n/a"
+            print(f"{preset:5s} batch {batch:2d}: {seconds / batch:8.3f} s/face  peak {memory}", flush=True)
+        pipe.remove_all_hooks()  # back on the CPU for the next preset
+        pipe.to("cpu")
+        pipe.vae.disable_slicing()
+        pipe.vae.disable_tiling()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return results
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module doc); refuses batch sizes, repeats and step counts out of range."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -392,6 +453,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--peak-tflops", type=float, help="the GPU's dense bf16 peak, TFLOP/s (default: by device name)"
     )
+    parser.add_argument(
+        "--presets", action="store_true", help="measure the memory presets (full, 12gb, 8gb) instead (mode c)"
+    )
+    parser.add_argument("--preset-steps", type=int, default=10, help="DDPM steps per call with --presets (default 10)")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args(argv)
     if any(batch < 1 for batch in args.batches) or args.repeats < 1:
@@ -407,6 +472,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; with ``--json`` also write the FLOPs per pass and every measurement."""
     args = parse_args(argv)
+    if args.presets:
+        measurements = run_presets(args)
+        if args.json:
+            args.json.write_text(json.dumps({"presets": [asdict(m) for m in measurements]}, indent=2))
+        return 0
     results, flops_per_face_pass = run(args)
     if args.json:
         record = {"denoiser_flops_per_face_pass": flops_per_face_pass, "measurements": [asdict(m) for m in results]}

@@ -27,14 +27,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from authface_core.io import atomic_write_bytes  # noqa: E402
-from authface_core.training.common import freeze, place  # noqa: E402
-from authface_core.training.losses import FacialDiscriminators, FacialLossConfig, discriminator_loss  # noqa: E402
-from authface_core.training.train_controlnet import (  # noqa: E402
+from authface_core.training.losses import FacialDiscriminators, discriminator_loss  # noqa: E402
+from authface_core.training.run import freeze, place  # noqa: E402
+from authface_core.training.settings import (  # noqa: E402
     AUTHFACE_CONDITIONING_CHANNELS,
-    Stage2Models,
-    new_controlnet,
-    stage2_losses,
+    DiffusionLossSettings,
+    FacialLossSettings,
+    OptimizationSettings,
 )
+from authface_core.training.train_controlnet import Stage2Models, new_controlnet, stage2_losses  # noqa: E402
 
 # stabilityai/stable-diffusion-xl-base-1.0 unet/config.json (architecture keys).
 SDXL_UNET_CONFIG = {
@@ -73,11 +74,10 @@ SDXL_VAE_CONFIG = {
     "scaling_factor": 0.13025,
 }
 SDXL_TEXT_WIDTH, SDXL_POOLED_WIDTH = 2048, 1280
-SDXL_TIME_IDS = 6  # micro-conditioning numbers per sample (``training.common.sdxl_time_ids``)
-# train_controlnet.py's defaults: --facial_loss_weight, --learning_rate, --discriminator_learning_rate, --max_grad_norm.
-FACIAL_LOSS_WEIGHT = 0.1
-CONTROLNET_LEARNING_RATE, DISCRIMINATOR_LEARNING_RATE = 1e-5, 1e-4
-MAX_GRAD_NORM = 1.0
+SDXL_TIME_IDS = 6  # micro-conditioning numbers per sample (``training.diffusion.sdxl_time_ids``)
+# Stage II's default settings (facial loss weights, learning rates, gradient clipping).
+FACIAL = FacialLossSettings()
+OPTIMIZATION = OptimizationSettings()
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -145,18 +145,17 @@ def random_batch(batch_size: int, resolution: int, device: torch.device) -> dict
 def training_step(models, discriminators, optimizers, batch, dtype, device) -> None:
     """One Stage II optimiser step, as the training loop does it (no gradient accumulation)."""
     controlnet_optimizer, discriminator_optimizer = optimizers
-    config = FacialLossConfig()
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         losses = stage2_losses(
             models,
             batch,
             discriminators=discriminators,
-            loss_config=config,
-            facial_loss_weight=FACIAL_LOSS_WEIGHT,
+            facial=FACIAL,
+            diffusion=DiffusionLossSettings(),
             weight_dtype=dtype,
         )
     losses.total.backward()
-    torch.nn.utils.clip_grad_norm_(models.controlnet.parameters(), MAX_GRAD_NORM)
+    torch.nn.utils.clip_grad_norm_(models.controlnet.parameters(), OPTIMIZATION.max_grad_norm)
     controlnet_optimizer.step()
     controlnet_optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -167,10 +166,9 @@ def training_step(models, discriminators, optimizers, batch, dtype, device) -> N
             batch["hq"].shape[-1],
             losses.weights,
             discriminators,
-            config,
-        )
+        ).total
     d_loss.backward()
-    torch.nn.utils.clip_grad_norm_(discriminators.parameters(), MAX_GRAD_NORM)
+    torch.nn.utils.clip_grad_norm_(discriminators.parameters(), OPTIMIZATION.max_grad_norm)
     discriminator_optimizer.step()
     discriminator_optimizer.zero_grad(set_to_none=True)
 
@@ -185,8 +183,8 @@ def measure(models, discriminators, batch_size: int, args, device, dtype, checkp
     for module in (models.controlnet, models.unet):
         module.enable_gradient_checkpointing() if checkpointing else module.disable_gradient_checkpointing()
     optimizers = (
-        torch.optim.AdamW(models.controlnet.parameters(), lr=CONTROLNET_LEARNING_RATE),
-        torch.optim.AdamW(discriminators.parameters(), lr=DISCRIMINATOR_LEARNING_RATE),
+        torch.optim.AdamW(models.controlnet.parameters(), lr=OPTIMIZATION.learning_rate),
+        torch.optim.AdamW(discriminators.parameters(), lr=FACIAL.discriminator_learning_rate),
     )
     batch = random_batch(batch_size, args.resolution, device)
     row = {"batch_size": batch_size, "gradient_checkpointing": checkpointing}

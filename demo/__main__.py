@@ -9,12 +9,13 @@ changes.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from typing import Annotated
 
-from authface_core.model_config import ModelConfig
-from authface_core.settings import Range, check_settings, setting, settings_from_namespace, settings_parser
+from authface_core.model_config import ModelConfig, add_model_arguments
+from authface_core.settings import Range, add_settings_arguments, check_settings, setting, settings_from_namespace
 
 # The longest a ZeroGPU Space may hold the GPU for one restoration: 50 SDXL steps on a few faces.
 ZEROGPU_SECONDS = 120
@@ -35,9 +36,13 @@ class ServerSettings:
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelConfig, ServerSettings]:
     """The model and server settings of the command line (the model defaults to $AUTHFACE_MODEL, as a Space sets it)."""
-    parser = settings_parser(
-        ModelConfig, ServerSettings, prog="authface-demo", description="AuthFace Studio restoration demo (Gradio)."
+    parser = argparse.ArgumentParser(
+        prog="authface-demo",
+        description="AuthFace Studio restoration demo (Gradio).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_model_arguments(parser)
+    add_settings_arguments(parser, ServerSettings)
     try:
         return settings_from_namespace(parser.parse_args(argv), ModelConfig, ServerSettings)
     except ValueError as error:

@@ -21,6 +21,7 @@ HELP_COMMANDS = [
     ["-m", "authface_core", "train", "--help"],
     [str(REPO_ROOT / "app.py"), "--help"],
     ["-m", "demo", "--help"],
+    ["-m", "annotate", "--help"],
 ]
 
 

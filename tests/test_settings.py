@@ -13,8 +13,10 @@ from authface_core.settings import (
     check_settings,
     describe_settings,
     setting,
+    settings_env_argv,
     settings_from_dict,
     settings_from_namespace,
+    settings_markdown,
     settings_parser,
 )
 
@@ -135,3 +137,52 @@ def test_no_aliases_spell_the_negative_flag_and_groups_are_kept(capsys):
     with pytest.raises(SystemExit):
         child.parse_args(["--help"])
     assert "checks:" in capsys.readouterr().out
+
+
+@dataclass(frozen=True)
+class Required:
+    path: str = setting(help="no default: a required flag")
+    steps: Annotated[int, Range(1, 100)] = setting(50, "denoising steps")
+
+
+def test_a_settings_file_satisfies_a_required_flag(tmp_path):
+    parser = settings_parser(Required)
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
+    config = tmp_path / "run.yaml"
+    config.write_text("path: ./faces\n")
+    apply_settings_file(parser, config)
+    (parsed,) = settings_from_namespace(parser.parse_args([]), Required)
+    assert parsed == Required(path="./faces")
+
+
+def test_settings_markdown_lists_default_range_choices_and_help():
+    table = settings_markdown(Example, Required)
+    assert table.splitlines()[:2] == ["| setting | default | allowed | what |", "|---|---|---|---|"]
+    assert "| `steps` | `50` | in [1, 100] | denoising steps |" in table
+    assert '| `colour` | `"red"` | red, green | a choice |' in table
+    assert "| `seed` | `123` | at least 0 or null | seed; none draws one |" in table
+    assert "| `path` | required | a string | no default: a required flag |" in table
+
+
+@dataclass(frozen=True)
+class Team:
+    members: list[str] = setting(help="who takes part", default_factory=list)
+    size: Annotated[int, Range(1, 9)] = setting(2, "people per pair")
+    open: bool = setting(True, "anyone may join")
+
+    def __post_init__(self):
+        check_settings(self)
+
+
+def test_environment_variables_become_flags_the_command_line_overrides():
+    parser = settings_parser(Team)
+    environ = {"TEAM_MEMBERS": "ana, ben cleo", "TEAM_SIZE": "3", "TEAM_OPEN": "false", "OTHER_SIZE": "7"}
+    argv = settings_env_argv(parser, "TEAM_", environ)
+    (team,) = settings_from_namespace(parser.parse_args(argv), Team)
+    assert team == Team(members=["ana", "ben", "cleo"], size=3, open=False)
+    (team,) = settings_from_namespace(parser.parse_args([*argv, "--size", "4"]), Team)
+    assert team.size == 4 and team.members == ["ana", "ben", "cleo"]
+    assert settings_env_argv(parser, "TEAM_", {"TEAM_MEMBERS": " , "}) == []  # an empty list sets nothing
+    with pytest.raises(SystemExit):
+        parser.parse_args(settings_env_argv(parser, "TEAM_", {"TEAM_SIZE": "many"}))

@@ -5,6 +5,10 @@ listed in a CSV. Nothing is dropped silently: files without a partner are ``unma
 we cannot read are ``rejected`` with the reason, other formats are ``unsupported``. Originals are
 only read, never modified.
 
+Only files inside the folder being ingested are ever read: a CSV row or a link that leads
+elsewhere is refused before anything is opened, with the same words whether or not the file
+exists, so ingest cannot be used to read or probe the server's other files.
+
 Each file gets a SHA-256 of its bytes (exact duplicates) and a 64-bit DCT perceptual hash
 (near duplicates: the same photo re-exported or resized) computed on the screen preview, which
 is cached on the way so that the first view of the pair needs no 8K decode.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +37,8 @@ from .store import PairRecord
 
 # The formats photographers deliver; anything else is listed as unsupported.
 SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+# Why a path that leads out of the folder being ingested is refused (the same words for every such path).
+OUTSIDE_FOLDER = "outside the folder being ingested; only files inside it are read"
 # Hamming distance (out of 64 bits) under which two perceptual hashes are the same photo. The
 # usual pHash threshold for "same image after re-encoding or resizing" (Zauner 2010 used ~10).
 NEAR_DUPLICATE_BITS = 8
@@ -122,7 +129,7 @@ class IngestReport:
 
     pairs: list[PairRecord] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (path in the folder, or CSV row; reason)
     unsupported: list[str] = field(default_factory=list)
     duplicates: list[DuplicateGroup] = field(default_factory=list)
 
@@ -177,9 +184,44 @@ def describe_file(path: Path, previews: PreviewCache) -> FileFacts:
     return FileFacts(**facts, phash=f"{perceptual_hash(preview):016x}")
 
 
-def read_pairs_csv(csv_path: str | Path) -> list[tuple[Path, Path]]:
-    """(original, retouched) paths from a CSV with columns ``original,retouched``; relative paths
-    are taken from the CSV's folder."""
+def inside_folder(root: Path, path: str | Path) -> Path | None:
+    """``path`` (relative to ``root``, or absolute) with links followed, if it lies inside ``root``; else None.
+
+    Decided on the path alone: nothing is opened, so a path outside says nothing of what exists there.
+    """
+    try:
+        resolved = (root / path).resolve()
+    except (OSError, RuntimeError):  # a link loop leads nowhere, so not inside either
+        return None
+    return resolved if resolved.is_relative_to(root) else None
+
+
+def list_folder(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every file under ``root`` (hidden ones skipped) and the refused entries: links leading out of
+    it, and linked folders, which are not followed."""
+    files: list[Path] = []
+    refused: list[tuple[str, str]] = []
+    for folder, subfolders, names in os.walk(root):
+        here = Path(folder)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        refused += [
+            ((here / name).relative_to(root).as_posix(), "a linked folder; links to folders are not followed")
+            for name in subfolders
+            if (here / name).is_symlink()
+        ]
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            if inside_folder(root, here / name) is None:
+                refused.append(((here / name).relative_to(root).as_posix(), OUTSIDE_FOLDER))
+            elif (here / name).is_file():
+                files.append(here / name)
+    return sorted(files), refused
+
+
+def read_pairs_csv(csv_path: str | Path, root: Path) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """(original, retouched) paths from a CSV with columns ``original,retouched``, relative to the
+    folder ``root`` (or absolute inside it), and the (path as written, reason) of refused ones."""
     csv_path = Path(csv_path)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
@@ -188,13 +230,17 @@ def read_pairs_csv(csv_path: str | Path) -> list[tuple[Path, Path]]:
         raise PairingError(f"{csv_path}: cannot read pairs CSV ({error})") from None
     if rows and not {"original", "retouched"} <= set(rows[0]):
         raise PairingError(f"{csv_path}: needs columns 'original' and 'retouched', found {sorted(rows[0])}")
-    base = csv_path.parent
-    pairs = []
+    pairs, refused = [], []
     for line, row in enumerate(rows, start=2):
         if not row["original"] or not row["retouched"]:
-            raise PairingError(f"{csv_path}:{line}: empty 'original' or 'retouched'")
-        pairs.append(((base / row["original"]).resolve(), (base / row["retouched"]).resolve()))
-    return pairs
+            raise PairingError(f"{csv_path.name}:{line}: empty 'original' or 'retouched'")
+        sides = [inside_folder(root, row[side]) for side in ("original", "retouched")]
+        if None in sides:
+            outside = [row[side] for side, path in zip(("original", "retouched"), sides, strict=True) if path is None]
+            refused += [(f"{csv_path.name}:{line}: {name}", OUTSIDE_FOLDER) for name in outside]
+        else:
+            pairs.append((sides[0], sides[1]))
+    return pairs, refused
 
 
 def match_by_rule(files: list[Path], root: Path, rule: NamingRule) -> tuple[list[tuple[Path, Path]], list[Path]]:
@@ -228,15 +274,17 @@ def ingest_folder(
     """Find and describe the pairs under ``folder`` (by ``rule``, or by ``pairs_csv`` when given).
 
     ``progress(done, total)`` is called after each file (the CLI passes tqdm, the app gr.Progress).
+    Paths in ``pairs_csv`` are relative to ``folder``; none may lead out of it.
     """
     root = Path(folder).resolve()
     if not root.is_dir():
         raise PairingError(f"{root}: not a folder")
-    all_files = sorted(path for path in root.rglob("*") if path.is_file() and not path.name.startswith("."))
+    all_files, links_out = list_folder(root)
     supported = [path for path in all_files if path.suffix.lower() in SUPPORTED_SUFFIXES]
     unsupported = [str(path) for path in all_files if path.suffix.lower() not in SUPPORTED_SUFFIXES]
     if pairs_csv is not None:
-        candidates = read_pairs_csv(pairs_csv)
+        candidates, refused_rows = read_pairs_csv(pairs_csv, root)
+        links_out += refused_rows
         in_csv = {path for pair in candidates for path in pair}
         unmatched = [path for path in supported if path not in in_csv]
         unsupported = [path for path in unsupported if Path(path) != Path(pairs_csv).resolve()]
@@ -244,7 +292,8 @@ def ingest_folder(
         candidates, unmatched = match_by_rule(supported, root, rule or NamingRule())
 
     to_describe = sorted({path for pair in candidates for path in pair})
-    facts, rejected = _describe_all(to_describe, previews, progress)
+    facts, unreadable = _describe_all(to_describe, previews, progress)
+    rejected = links_out + [(path.relative_to(root).as_posix(), problem) for path, problem in unreadable]
     pairs = [
         PairRecord(
             pair_id=pair_id_for(facts[original].sha256, facts[retouched].sha256),
@@ -320,10 +369,10 @@ def _flag_duplicates(pairs: list[PairRecord], duplicates: list[DuplicateGroup]) 
 
 def _describe_all(
     paths: list[Path], previews: PreviewCache, progress: Callable[[int, int], None] | None
-) -> tuple[dict[Path, FileFacts], list[tuple[str, str]]]:
+) -> tuple[dict[Path, FileFacts], list[tuple[Path, str]]]:
     """Describe ``paths`` on ``INGEST_WORKERS`` threads: (facts by path, [(path, reason)] of unreadable files)."""
     facts: dict[Path, FileFacts] = {}
-    rejected: list[tuple[str, str]] = []
+    rejected: list[tuple[Path, str]] = []
 
     def describe(path: Path):
         try:
@@ -334,7 +383,7 @@ def _describe_all(
     with ThreadPoolExecutor(max_workers=INGEST_WORKERS) as pool:
         for done, (path, fact, problem) in enumerate(pool.map(describe, paths), start=1):
             if fact is None:
-                rejected.append((str(path), problem))
+                rejected.append((path, problem))
             else:
                 facts[path] = fact
             if progress is not None:

@@ -1,10 +1,11 @@
 """Previews: what a reviewer looks at instead of the 8K originals.
 
-Per file, a screen-size preview (longest side ``SCREEN_MAX_SIDE``; JPEGs decoded in draft mode,
-so an 8K JPEG costs ~0.2 s instead of a full decode). Per pair, 100% crops of the eyes and the
-mouth of both images, placed from the original's landmarks (``authface_core.faces``) so that the
-two crops show exactly the same pixels. Everything is cached on disk, written atomically, keyed
-by content hash (screen previews) or pair id (crops), so the originals are only ever read.
+Per file, a screen-size preview (longest side ``SCREEN_MAX_SIDE``, decoded by ``io.load_image``'s
+``max_side``: an 8K JPEG decodes straight to 1/4 scale, ~0.2 s instead of a full decode).
+Per pair, 100% crops of the eyes and the mouth of both images, placed from the original's
+landmarks (``authface_core.faces``) so that the two crops show exactly the same pixels.
+Everything is cached on disk, written atomically, keyed by content hash (screen previews) or
+pair id (crops), so the originals are only ever read.
 
 :class:`Prefetcher` prepares the next pairs of a reviewer's queue on a background thread.
 Images are (H, W, 3) RGB uint8 throughout.
@@ -20,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from ..errors import AuthFaceError, InvalidImageError
-from ..io import atomic_write_bytes, encode_image, load_rgb, open_image, pil_to_rgb
+from ..io import atomic_write_bytes, encode_image, load_rgb
 from .store import PairRecord
 
 # Longest side of the screen preview: a full-HD screen. It is also an 8K JPEG's 1/4 DCT scale
@@ -53,28 +53,6 @@ class CropSet:
 
     crops: tuple[RegionCrop, ...]
     problem: str | None = None
-
-
-def decode_screen_preview(path: str | Path, max_side: int = SCREEN_MAX_SIDE) -> np.ndarray:
-    """Decode ``path`` straight to at most ``max_side`` pixels: (h, w, 3) uint8, upright, sRGB.
-
-    JPEG uses libjpeg's DCT scaling (``draft``); PNG and TIFF must be decoded in full, once.
-    """
-    image = open_image(path)
-    try:
-        if image.format == "JPEG":  # libjpeg scales by 1/2, 1/4, 1/8 to the smallest size covering this
-            scale = min(1.0, max_side / max(image.size))
-            image.draft("RGB", (round(image.width * scale), round(image.height * scale)))
-        image.load()
-        if image.mode in ("P", "PA", "1"):
-            image = image.convert("RGBA")
-        if max(image.size) > max_side:  # thumbnail() would redo the JPEG draft even when it fits
-            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        image = ImageOps.exif_transpose(image)
-        rgb, _ = pil_to_rgb(image)
-    except (OSError, ValueError, SyntaxError) as error:
-        raise InvalidImageError(str(path), f"corrupt or truncated image data ({error})") from None
-    return rgb
 
 
 def region_boxes(landmarks68, image_size: tuple[int, int]) -> dict[str, tuple[int, int, int, int]]:
@@ -136,7 +114,7 @@ class PreviewCache:
         with self._lock(f"screen:{sha256}"):
             if cached.is_file():
                 return load_rgb(cached)
-            rgb = decode_screen_preview(path)
+            rgb = load_rgb(path, max_side=SCREEN_MAX_SIDE)
             atomic_write_bytes(
                 cached, encode_image(rgb, format="JPEG", quality=PREVIEW_JPEG_QUALITY, jpeg_subsampling="4:4:4")
             )

@@ -8,10 +8,15 @@ half-written rest). Nothing is ever deleted: an undo stamps ``undone_at`` on the
 Several reviewers (threads, processes, or browser tabs of a Space) share one store. Pairs are
 handed out under time-limited locks taken inside ``BEGIN IMMEDIATE`` transactions, so two
 reviewers never hold the same pair, and a lock left by a closed browser simply expires.
-Each decision carries a client-made ``decision_id``: sending it twice records it once.
+A page that stays open renews its lock (``renew``, the app's heartbeat). Each decision carries a
+client-made ``decision_id``: sending it twice records it once.
 
 Overlap: a pair needs ``overlap`` review decisions; when they disagree it goes to the
-adjudication queue, where one adjudication decision settles it.
+adjudication queue, where one adjudication decision settles it. A person takes at most one active
+decision per pair (a unique index enforces it), so nobody settles a dispute they are part of.
+Reviewer names reach the store normalised (``reviewers.normalise_name``); others are refused.
+
+Publishing bookkeeping (which pairs went into which shard of which dataset repo) is kept per repo.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DecisionRefusedError, PairNotFoundError
+from .reviewers import normalise_name
 
 # A reviewer who walks away keeps a pair this long; then anyone may take it.
 DEFAULT_LOCK_SECONDS = 600.0
@@ -63,6 +69,8 @@ CREATE TABLE IF NOT EXISTS decisions(
     undone_at REAL
 );
 CREATE INDEX IF NOT EXISTS decisions_by_pair ON decisions(pair_id);
+CREATE UNIQUE INDEX IF NOT EXISTS one_decision_per_person ON decisions(pair_id, reviewer)
+    WHERE undone_at IS NULL AND verdict != 'skip';
 CREATE INDEX IF NOT EXISTS decisions_by_reviewer ON decisions(reviewer, decided_at);
 CREATE TABLE IF NOT EXISTS locks(
     pair_id TEXT PRIMARY KEY REFERENCES pairs(pair_id),
@@ -70,15 +78,21 @@ CREATE TABLE IF NOT EXISTS locks(
     expires_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS shards(
-    shard_index INTEGER PRIMARY KEY,
-    path_in_repo TEXT NOT NULL UNIQUE,
+    repo_id TEXT NOT NULL,
+    shard_index INTEGER NOT NULL,
+    path_in_repo TEXT NOT NULL,
     planned_at REAL NOT NULL,
-    uploaded_at REAL
+    uploaded_at REAL,
+    PRIMARY KEY (repo_id, shard_index),
+    UNIQUE (repo_id, path_in_repo)
 );
 CREATE TABLE IF NOT EXISTS shard_rows(
-    pair_id TEXT PRIMARY KEY REFERENCES pairs(pair_id),
-    shard_index INTEGER NOT NULL REFERENCES shards(shard_index),
-    row_index INTEGER NOT NULL
+    repo_id TEXT NOT NULL,
+    pair_id TEXT NOT NULL REFERENCES pairs(pair_id),
+    shard_index INTEGER NOT NULL,
+    row_index INTEGER NOT NULL,
+    PRIMARY KEY (repo_id, pair_id),
+    FOREIGN KEY (repo_id, shard_index) REFERENCES shards(repo_id, shard_index)
 );
 """
 
@@ -141,8 +155,7 @@ class Decision:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
-        if not self.reviewer.strip():
-            raise ValueError("reviewer must not be empty")
+        check_reviewer_name(self.reviewer)
         if self.role == "adjudication" and self.verdict == "skip":
             raise ValueError("an adjudication must accept or reject, not skip")
         object.__setattr__(self, "tags", tuple(sorted({tag.strip() for tag in self.tags if tag.strip()})))
@@ -202,6 +215,13 @@ class PlannedShard:
     uploaded: bool
 
 
+def check_reviewer_name(name: str) -> None:
+    """Refuse (``ValueError``) an empty or not normalised reviewer name: names are normalised once,
+    where the person is identified (``reviewers.py``), and stored that way."""
+    if not name or name != normalise_name(name):
+        raise ValueError(f"reviewer must be a non-empty normalised name (see normalise_name), got {name!r}")
+
+
 def resolve_verdict(review_verdicts: list[str], adjudication: str | None, overlap: int) -> str:
     """The state of a pair from its active decisions: pending, accepted, rejected or disputed."""
     if adjudication is not None:
@@ -243,6 +263,12 @@ class ReviewStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
+            shard_columns = {row[1] for row in connection.execute("PRAGMA table_info(shards)")}
+            if shard_columns and "repo_id" not in shard_columns:
+                raise ValueError(
+                    f"{self.path}: made by an older version that kept one publish record for all repos; "
+                    "publish from a new project folder (decisions can be copied with sqlite3)"
+                )
             connection.executescript(_SCHEMA)
 
     # -- connections -------------------------------------------------------------------------
@@ -319,6 +345,7 @@ class ReviewStore:
         queues, or undid a decision on a pair that has since been settled). Pairs the reviewer
         skipped come after the others.
         """
+        check_reviewer_name(reviewer)
         with self._write() as connection:
             now = self.clock()
             connection.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
@@ -365,6 +392,30 @@ class ReviewStore:
         with self._write() as connection:
             connection.execute("DELETE FROM locks WHERE pair_id = ? AND reviewer = ?", (pair_id, reviewer))
 
+    def renew(self, reviewer: str, pair_id: str, *, queue: str = "review") -> bool:
+        """Extend ``reviewer``'s lock on ``pair_id`` by ``lock_seconds`` (the open page's heartbeat).
+
+        A lock that expired meanwhile is taken again when nobody else took the pair and it is still
+        theirs to decide in ``queue``; False when the pair is lost (another reviewer has it, or it
+        needs no more decisions).
+        """
+        check_reviewer_name(reviewer)
+        with self._write() as connection:
+            now = self.clock()
+            connection.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
+            holder = connection.execute("SELECT reviewer FROM locks WHERE pair_id = ?", (pair_id,)).fetchone()
+            if holder is None:
+                if pair_id not in self._candidates(connection, reviewer, queue, limit=None, now=now):
+                    return False
+            elif holder[0] != reviewer:
+                return False
+            connection.execute("DELETE FROM locks WHERE reviewer = ? AND pair_id != ?", (reviewer, pair_id))
+            connection.execute(
+                "INSERT OR REPLACE INTO locks(pair_id, reviewer, expires_at) VALUES (?, ?, ?)",
+                (pair_id, reviewer, now + self.lock_seconds),
+            )
+            return True
+
     def _candidates(
         self, connection, reviewer: str, queue: str, *, limit: int | None, now: float, ignore_locks: bool = False
     ) -> list[str]:
@@ -383,21 +434,20 @@ class ReviewStore:
                 )
             }
         )
-        mine = defaultdict(set)
-        for pair_id, verdict in connection.execute(
-            "SELECT pair_id, verdict FROM decisions WHERE reviewer = ? AND undone_at IS NULL AND role = ?",
-            (reviewer, queue),
+        mine = defaultdict(set)  # (role, verdict) of the reviewer's active decisions, per pair
+        for pair_id, role, verdict in connection.execute(
+            "SELECT pair_id, role, verdict FROM decisions WHERE reviewer = ? AND undone_at IS NULL", (reviewer,)
         ):
-            mine[pair_id].add(verdict)
+            mine[pair_id].add((role, verdict))
         candidates = [
             pair_id
             for pair_id in self._pair_ids(connection)
             if states[pair_id] == wanted
             and pair_id not in locked_by_others
-            and not (mine[pair_id] - {"skip"})
-            and (queue == "review" or not mine[pair_id])
+            and not any(verdict != "skip" for _, verdict in mine[pair_id])  # one decision per person and pair
+            and (queue == "review" or ("adjudication", "skip") not in mine[pair_id])  # skipped: not offered again
         ]
-        candidates.sort(key=lambda pair_id: "skip" in mine[pair_id])  # stable: ingest order otherwise
+        candidates.sort(key=lambda pair_id: (queue, "skip") in mine[pair_id])  # skipped last, else ingest order
         return candidates[:limit]
 
     @staticmethod
@@ -452,10 +502,12 @@ class ReviewStore:
             raise DecisionRefusedError(f"pair {pair_id} is already published; its decisions are final")
         state = self._pair_states(connection, only=pair_id)[pair_id]
         already = connection.execute(
-            "SELECT verdict FROM decisions WHERE pair_id = ? AND reviewer = ? AND role = ? AND undone_at IS NULL"
+            "SELECT verdict, role FROM decisions WHERE pair_id = ? AND reviewer = ? AND undone_at IS NULL"
             " AND verdict != 'skip'",
-            (pair_id, reviewer, decision.role),
+            (pair_id, reviewer),
         ).fetchone()
+        if already is not None and decision.role == "adjudication" and already[1] == "review":
+            raise DecisionRefusedError(f"{reviewer} reviewed pair {pair_id}; another adjudicator must settle it")
         if already is not None:
             raise DecisionRefusedError(f"{reviewer} already decided pair {pair_id} ({already[0]}); undo it first")
         if decision.verdict == "skip":
@@ -470,6 +522,7 @@ class ReviewStore:
 
         The decision stays in the store, stamped ``undone_at``: nothing is ever deleted.
         """
+        check_reviewer_name(reviewer)
         with self._write() as connection:
             row = connection.execute(
                 "SELECT decision_id FROM decisions WHERE reviewer = ? AND undone_at IS NULL"
@@ -537,12 +590,15 @@ class ReviewStore:
         with self._connect() as connection:
             return self._pair_states(connection)
 
-    def counters(self) -> Counters:
-        """How many pairs are in each state, and how many are in uploaded shards."""
+    def counters(self, repo_id: str | None = None) -> Counters:
+        """How many pairs are in each state, and how many are in uploaded shards of ``repo_id``
+        (None: of any repo)."""
         with self._connect() as connection:
             states = Counter(self._pair_states(connection).values())
             published = connection.execute(
-                "SELECT COUNT(*) FROM shard_rows JOIN shards USING (shard_index) WHERE uploaded_at IS NOT NULL"
+                "SELECT COUNT(DISTINCT pair_id) FROM shard_rows JOIN shards USING (repo_id, shard_index)"
+                " WHERE uploaded_at IS NOT NULL AND (? IS NULL OR repo_id = ?)",
+                (repo_id, repo_id),
             ).fetchone()[0]
         return Counters(
             total=sum(states.values()),
@@ -592,7 +648,7 @@ class ReviewStore:
             problems += [f"foreign key violation: {row}" for row in connection.execute("PRAGMA foreign_key_check")]
             for pair_id, reviewer, count in connection.execute(
                 "SELECT pair_id, reviewer, COUNT(*) FROM decisions WHERE undone_at IS NULL AND verdict != 'skip'"
-                " GROUP BY pair_id, reviewer, role HAVING COUNT(*) > 1"
+                " GROUP BY pair_id, reviewer HAVING COUNT(*) > 1"
             ):
                 problems.append(f"{reviewer} has {count} active decisions on pair {pair_id}")
             for pair_id, count in connection.execute(
@@ -603,51 +659,77 @@ class ReviewStore:
                 problems.append(f"pair {pair_id} has {count} reviews, more than the overlap {self.overlap}")
         return problems
 
-    # -- publishing bookkeeping (used by publish.py) ---------------------------------------------
-    def accepted_unplanned(self) -> list[str]:
-        """Accepted pairs not yet assigned to a shard, in ingest order."""
+    # -- publishing bookkeeping, per dataset repo (used by publish.py) -------------------------
+    def accepted_unplanned(self, repo_id: str) -> list[str]:
+        """Accepted pairs not yet assigned to a shard of ``repo_id``, in ingest order."""
         with self._connect() as connection:
             states = self._pair_states(connection)
-            planned = {row[0] for row in connection.execute("SELECT pair_id FROM shard_rows")}
+            planned = {
+                row[0] for row in connection.execute("SELECT pair_id FROM shard_rows WHERE repo_id = ?", (repo_id,))
+            }
         return [pair_id for pair_id, state in states.items() if state == "accepted" and pair_id not in planned]
 
-    def plan_shards(self, groups: list[list[str]], path_pattern: str) -> None:
-        """Record, in one transaction, new shards to upload: one per group of pair ids (in row order),
-        numbered after the last planned shard and named ``path_pattern.format(index=...)``."""
+    def plan_shards(self, repo_id: str, groups: list[list[str]], path_pattern: str) -> None:
+        """Record, in one transaction, new shards of ``repo_id`` to upload: one per group of pair ids (in row
+        order), numbered after its last planned shard and named ``path_pattern.format(index=...)``."""
         with self._write() as connection:
-            next_index = connection.execute("SELECT COALESCE(MAX(shard_index) + 1, 0) FROM shards").fetchone()[0]
+            next_index = connection.execute(
+                "SELECT COALESCE(MAX(shard_index) + 1, 0) FROM shards WHERE repo_id = ?", (repo_id,)
+            ).fetchone()[0]
             now = self.clock()
             for index, pair_ids in enumerate(groups, start=next_index):
                 connection.execute(
-                    "INSERT INTO shards(shard_index, path_in_repo, planned_at) VALUES (?, ?, ?)",
-                    (index, path_pattern.format(index=index), now),
+                    "INSERT INTO shards(repo_id, shard_index, path_in_repo, planned_at) VALUES (?, ?, ?, ?)",
+                    (repo_id, index, path_pattern.format(index=index), now),
                 )
                 connection.executemany(
-                    "INSERT INTO shard_rows(pair_id, shard_index, row_index) VALUES (?, ?, ?)",
-                    [(pair_id, index, row) for row, pair_id in enumerate(pair_ids)],
+                    "INSERT INTO shard_rows(repo_id, pair_id, shard_index, row_index) VALUES (?, ?, ?, ?)",
+                    [(repo_id, pair_id, index, row) for row, pair_id in enumerate(pair_ids)],
                 )
 
-    def shards(self) -> list[PlannedShard]:
-        """Every planned shard, in index order."""
+    def shards(self, repo_id: str) -> list[PlannedShard]:
+        """Every planned shard of ``repo_id``, in index order."""
         with self._connect() as connection:
             shard_rows = connection.execute(
-                "SELECT shard_index, path_in_repo, uploaded_at IS NOT NULL FROM shards ORDER BY shard_index"
+                "SELECT shard_index, path_in_repo, uploaded_at IS NOT NULL FROM shards WHERE repo_id = ?"
+                " ORDER BY shard_index",
+                (repo_id,),
             ).fetchall()
             members: dict[int, list[str]] = defaultdict(list)
             for index, pair_id in connection.execute(
-                "SELECT shard_index, pair_id FROM shard_rows ORDER BY shard_index, row_index"
+                "SELECT shard_index, pair_id FROM shard_rows WHERE repo_id = ? ORDER BY shard_index, row_index",
+                (repo_id,),
             ):
                 members[index].append(pair_id)
         return [
             PlannedShard(index, path, tuple(members[index]), bool(uploaded)) for index, path, uploaded in shard_rows
         ]
 
-    def mark_uploaded(self, shard_index: int) -> None:
-        """Note that the repo has shard ``shard_index`` (its first upload time is kept)."""
+    def unplan(self, repo_id: str, shard_index: int, pair_ids: Iterable[str]) -> None:
+        """Take pairs out of a shard not yet uploaded (their files changed since review); a shard left
+        empty is forgotten. The pairs stay accepted, so the next publish checks them again."""
+        with self._write() as connection:
+            uploaded = connection.execute(
+                "SELECT uploaded_at FROM shards WHERE repo_id = ? AND shard_index = ?", (repo_id, shard_index)
+            ).fetchone()
+            if uploaded is None or uploaded[0] is not None:
+                raise ValueError(f"shard {shard_index} of {repo_id} is not a pending shard")
+            connection.executemany(
+                "DELETE FROM shard_rows WHERE repo_id = ? AND shard_index = ? AND pair_id = ?",
+                [(repo_id, shard_index, pair_id) for pair_id in pair_ids],
+            )
+            left = connection.execute(
+                "SELECT COUNT(*) FROM shard_rows WHERE repo_id = ? AND shard_index = ?", (repo_id, shard_index)
+            ).fetchone()[0]
+            if not left:
+                connection.execute("DELETE FROM shards WHERE repo_id = ? AND shard_index = ?", (repo_id, shard_index))
+
+    def mark_uploaded(self, repo_id: str, shard_index: int) -> None:
+        """Note that ``repo_id`` has shard ``shard_index`` (its first upload time is kept)."""
         with self._write() as connection:
             connection.execute(
-                "UPDATE shards SET uploaded_at = ? WHERE shard_index = ? AND uploaded_at IS NULL",
-                (self.clock(), shard_index),
+                "UPDATE shards SET uploaded_at = ? WHERE repo_id = ? AND shard_index = ? AND uploaded_at IS NULL",
+                (self.clock(), repo_id, shard_index),
             )
 
     def final_decision(self, pair_id: str) -> RecordedDecision:

@@ -21,12 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..model_config import ModelConfig
+from ..model_config import ModelConfig, add_model_arguments
 from ..restore import PRESETS, RestoreConfig
 from ..settings import add_settings_arguments
 
 HELP = "Restore faces in photos or aligned crops with AuthFace (folders, resume, JSON sidecars)."
-SETTINGS = (ModelConfig, RestoreConfig)  # their fields are the settings flags
 SMOKE_TEST_WARNING = "smoke-test model with random weights: this output is not a restoration"
 # Write errors after which no later output can be written either.
 _OUTPUT_FOLDER_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
@@ -34,7 +33,8 @@ _OUTPUT_FOLDER_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 def add_arguments(parser) -> None:
     """The settings' flags (from their dataclasses), then the others."""
-    add_settings_arguments(parser, *SETTINGS)
+    add_model_arguments(parser)
+    add_settings_arguments(parser, RestoreConfig)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     parser.add_argument(
         "-o", "--output-dir", required=True, help="folder for the restored images and their .json sidecars"

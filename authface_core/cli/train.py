@@ -1,4 +1,4 @@
-"""``python -m authface_core train stage1|stage2 --config FILE [--set KEY=VALUE ...]``."""
+"""``python -m authface_core train stage1|stage2 [--config FILE] [--SETTING VALUE ...]``."""
 
 from __future__ import annotations
 
@@ -6,31 +6,26 @@ import argparse
 import sys
 
 HELP = "Train AuthFace: stage1 (face-oriented SDXL UNet fine-tuning) or stage2 (restoration ControlNet)."
-STAGE_MODULES = {"stage1": "train_unet", "stage2": "train_controlnet"}
+STAGE_MODULES = {"stage1": "train_unet", "stage2": "train_controlnet"}  # keys: training.settings.STAGES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "stage",
         choices=sorted(STAGE_MODULES),
-        help="stage1: UNet on captioned photos; stage2: ControlNet on degraded faces.",
+        help="stage1: UNet on captioned photos; stage2: ControlNet on degraded faces (starts from stage1's result).",
     )
     parser.add_argument(
-        "--config", required=True, help="YAML or JSON file of the stage's flags (examples in configs/)."
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="Override config settings, YAML values (e.g. --set max_train_steps=10 gradient_checkpointing=true).",
+        "settings",
+        nargs=argparse.REMAINDER,
+        metavar="SETTINGS",
+        help="--config FILE (YAML of settings, examples in configs/) and/or --SETTING VALUE flags, which win over "
+        "the file; `train stage2 --help` lists every setting with its default and range.",
     )
     parser.epilog = (
-        "Multi-GPU: accelerate launch --config_file configs/accelerate/8gpu_ddp.yaml "
-        "-m authface_core train stage2 --config ... "
-        "Every flag: python -m authface_core.training.train_controlnet --help (or train_unet)."
+        "Example: python -m authface_core train stage2 --config configs/stage2_1gpu.yaml --max_train_steps 1000. "
+        "Multi-GPU: accelerate launch --config_file configs/accelerate/8gpu_ddp.yaml -m authface_core train stage2 "
+        "--config ..."
     )
 
 
@@ -38,13 +33,12 @@ def run(args: argparse.Namespace) -> int:
     import importlib
 
     from ..errors import AuthFaceError
-    from ..training.config import apply_overrides, config_to_argv, load_config
+    from ..training.settings import STAGES, parse_stage_settings
 
-    script = importlib.import_module(f"authface_core.training.{STAGE_MODULES[args.stage]}")
     try:
-        settings = apply_overrides(load_config(args.config), args.overrides)
-        training_args = script.parse_args(config_to_argv(settings))
-        output_dir = script.main(training_args)
+        settings = parse_stage_settings(STAGES[args.stage], args.settings)  # --help answers here, before torch loads
+        script = importlib.import_module(f"authface_core.training.{STAGE_MODULES[args.stage]}")
+        output_dir = script.main(settings)
     except (AuthFaceError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -39,3 +39,5 @@ RELEASED_COLOR_FIX = "wavelet"
 MAX_INFERENCE_STEPS = 100
 SCHEDULER_NAMES = ("ddpm", "dpmpp", "unipc", "ddim", "euler")  # "ddpm" is the released one
 COLOR_FIX_METHODS = ("wavelet", "adain", "none")  # "wavelet" is the released default
+# How much of the model stays on the GPU (pipeline/loading.py): all, model CPU offload, sequential offload.
+MEMORY_PRESETS = ("full", "12gb", "8gb")

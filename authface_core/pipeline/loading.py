@@ -3,9 +3,25 @@
 Each component folder is loaded on its own with its stock class, as the release does
 (test_face_xl.py:107-199): DDPM from ``scheduler/`` whatever its ``_class_name`` says, CLIP
 text encoders with eager attention, the VAE in float32 and the other models in the chosen dtype.
-Weights load from safetensors only (``use_safetensors=True``; Hub downloads fetch no pickles).
+Weights load from safetensors only (``use_safetensors=True``; Hub downloads fetch no pickles)
+unless the caller opts in with ``allow_pickle=True`` for a checkpoint that ships ``.bin`` files:
+a pickle can run code when loaded, so each pickled component is named in a warning.
 Nothing waits on the network when ``HF_HUB_OFFLINE`` is set, and every failure raises
 :class:`CheckpointNotFoundError` saying what was tried and how to fix it.
+
+Memory presets (:func:`apply_memory_preset`, ``MEMORY_PRESETS``), counted for SDXL + ControlNet at
+512 px by ``bench/memory_presets.py``:
+
+- ``"full"``: every model on the GPU (about 8.9 GiB of fp16/fp32 weights); fastest.
+- ``"12gb"``: model CPU offload (each model moves to the GPU when it runs; the ControlNet stays
+  with the UNet through the denoising loop) plus VAE slicing (faces decoded one at a time) and
+  tiling (for faces above 1024 px); attention keeps PyTorch's SDPA kernels.
+- ``"8gb"``: sequential CPU offload (each layer moves to the GPU when it runs): the least memory,
+  many times slower.
+
+Attention slicing (``attention_slicing=True``) replaces SDPA in the UNet and ControlNet by
+diffusers' sliced attention, which diffusers documents as a large slowdown; it is never implied by
+a preset.
 """
 
 from __future__ import annotations
@@ -16,7 +32,7 @@ import os
 from pathlib import Path
 
 from ..errors import CheckpointNotFoundError, UnsupportedCheckpointError
-from .constants import DEFAULT_MODEL_ID, MODEL_ENV_VAR
+from .constants import DEFAULT_MODEL_ID, MEMORY_PRESETS, MODEL_ENV_VAR
 from .tiny import TINY_MODEL
 
 logger = logging.getLogger(__name__)
@@ -31,8 +47,9 @@ COMPONENT_FOLDERS = (
     "unet",
     "controlnet",
 )
-# Only configs, tokenizer files and safetensors weights are downloaded, never pickles.
+# Only configs, tokenizer files and safetensors weights are downloaded, never pickles (unless allowed).
 HUB_ALLOW_PATTERNS = ["*.json", "*.txt", "*.safetensors"]
+PICKLE_WEIGHT_PATTERNS = ["*.bin"]
 # Seconds to wait for the Hub's answer before falling back to the local cache.
 HUB_ETAG_TIMEOUT_S = 10
 DTYPE_NAMES = {
@@ -45,7 +62,7 @@ DTYPE_NAMES = {
 }
 
 _COMPONENT_LIST = " ".join(f"{name}/" for name in COMPONENT_FOLDERS)
-_FIX_HINT = (
+FIX_HINT = (
     f"Fix: pass --model /path/to/a/local/checkpoint (folders {_COMPONENT_LIST}), "
     "or download it once while online (HF_HUB_OFFLINE unset; "
     "`hf auth login` or HF_TOKEN if the repository asks for a licence acceptance) so it is in the Hugging Face "
@@ -93,8 +110,9 @@ def hub_offline() -> bool:
     return value.strip().upper() in ("1", "ON", "YES", "TRUE") or constants.HF_HUB_OFFLINE
 
 
-def locate_checkpoint(model: str, revision: str | None = None) -> Path:
-    """A local folder holding the checkpoint: the tiny model's cache, a local path, or a Hub snapshot."""
+def locate_checkpoint(model: str, revision: str | None = None, *, allow_pickle: bool = False) -> Path:
+    """A local folder holding the checkpoint: the tiny model's cache, a local path, or a Hub snapshot
+    (its ``.bin`` weights downloaded too only with ``allow_pickle``)."""
     if model == TINY_MODEL:
         from .tiny import ensure_tiny_checkpoint
 
@@ -104,12 +122,12 @@ def locate_checkpoint(model: str, revision: str | None = None) -> Path:
         return local
     if local.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
         raise CheckpointNotFoundError(
-            f"model {model!r}: not a checkpoint folder and not a Hub id (owner/name). {_FIX_HINT}"
+            f"model {model!r}: not a checkpoint folder and not a Hub id (owner/name). {FIX_HINT}"
         )
-    return _download_snapshot(model, revision)
+    return _download_snapshot(model, revision, allow_pickle)
 
 
-def _download_snapshot(repo_id: str, revision: str | None) -> Path:
+def _download_snapshot(repo_id: str, revision: str | None, allow_pickle: bool = False) -> Path:
     """The Hub snapshot's local folder (from the cache alone when offline); every failure says what was tried."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
@@ -120,18 +138,18 @@ def _download_snapshot(repo_id: str, revision: str | None) -> Path:
         folder = snapshot_download(
             repo_id,
             revision=revision,
-            allow_patterns=HUB_ALLOW_PATTERNS,
+            allow_patterns=HUB_ALLOW_PATTERNS + (PICKLE_WEIGHT_PATTERNS if allow_pickle else []),
             local_files_only=offline,
             etag_timeout=HUB_ETAG_TIMEOUT_S,
         )
     except GatedRepoError:
         raise CheckpointNotFoundError(
             f"{where}: the Hub refused access (gated repository). Accept its licence on huggingface.co, then log in "
-            f"(`hf auth login`) or set HF_TOKEN. {_FIX_HINT}"
+            f"(`hf auth login`) or set HF_TOKEN. {FIX_HINT}"
         ) from None
     except RepositoryNotFoundError:
         raise CheckpointNotFoundError(
-            f"{where}: no such repository on the Hub, or it is private and no valid token was given. {_FIX_HINT}"
+            f"{where}: no such repository on the Hub, or it is private and no valid token was given. {FIX_HINT}"
         ) from None
     except LocalEntryNotFoundError:
         tried = (
@@ -139,10 +157,10 @@ def _download_snapshot(repo_id: str, revision: str | None) -> Path:
             if offline
             else "the Hub (unreachable) and the local cache"
         )
-        raise CheckpointNotFoundError(f"{where}: not found in {tried}. {_FIX_HINT}") from None
+        raise CheckpointNotFoundError(f"{where}: not found in {tried}. {FIX_HINT}") from None
     except (HfHubHTTPError, OSError) as error:
         raise CheckpointNotFoundError(
-            f"{where}: download failed ({type(error).__name__}: {error}). {_FIX_HINT}"
+            f"{where}: download failed ({type(error).__name__}: {error}). {FIX_HINT}"
         ) from None
     return Path(folder)
 
@@ -153,12 +171,15 @@ def read_pre_img_encoder_flag(folder: Path) -> bool:
     return bool(json.loads(config_path.read_text()).get("use_pre_img_encoder", False))
 
 
-def load_components(folder: Path, dtype, *, require_controlnet: bool = True, variant: str | None = None) -> dict:
+def load_components(
+    folder: Path, dtype, *, require_controlnet: bool = True, variant: str | None = None, allow_pickle: bool = False
+) -> dict:
     """Each component of the released layout with its stock class; the VAE stays float32.
 
     With ``require_controlnet=False`` an SDXL base folder (no ``controlnet/``, as training starts
     from) loads too, with ``"controlnet": None``. ``variant`` picks weight files such as
     ``diffusion_pytorch_model.fp16.safetensors`` (the SDXL base ships fp16 variants).
+    ``allow_pickle`` lets a component without safetensors load its ``.bin`` file, with a warning.
     """
     import torch
     from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
@@ -169,14 +190,17 @@ def load_components(folder: Path, dtype, *, require_controlnet: bool = True, var
     missing = [name for name in required if not (folder / name).is_dir()]
     if missing:
         raise CheckpointNotFoundError(
-            f"{folder}: not an AuthFace checkpoint, missing folder(s) {', '.join(missing)}. {_FIX_HINT}"
+            f"{folder}: not an AuthFace checkpoint, missing folder(s) {', '.join(missing)}. {FIX_HINT}"
         )
     if has_controlnet and read_pre_img_encoder_flag(folder):
         raise UnsupportedCheckpointError(
             f"{folder}/controlnet/config.json has use_pre_img_encoder: true (a 4-channel latent conditioning). "
             "The released AuthFace ControlNet uses false (3-channel pixels), the only variant supported here."
         )
-    weights = {"dtype": dtype, "use_safetensors": True, "variant": variant}
+    if allow_pickle:
+        warn_about_pickles(folder)
+    # use_safetensors=None: safetensors where present, else the .bin file.
+    weights = {"dtype": dtype, "use_safetensors": None if allow_pickle else True, "variant": variant}
     try:
         scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
         if scheduler.config.timestep_spacing == "linspace":
@@ -200,7 +224,23 @@ def load_components(folder: Path, dtype, *, require_controlnet: bool = True, var
     except (OSError, ValueError) as error:
         if isinstance(error, UnsupportedCheckpointError):
             raise
-        raise CheckpointNotFoundError(f"{folder}: cannot load the checkpoint ({error}). {_FIX_HINT}") from None
+        raise CheckpointNotFoundError(f"{folder}: cannot load the checkpoint ({error}). {FIX_HINT}") from None
+
+
+def warn_about_pickles(folder: Path) -> list[str]:
+    """Log a warning for each component folder that holds pickled (``.bin``) weights and no safetensors;
+    returns their names."""
+    pickled = [
+        name
+        for name in COMPONENT_FOLDERS
+        if any((folder / name).glob("*.bin")) and not any((folder / name).glob("*.safetensors"))
+    ]
+    for name in pickled:
+        logger.warning(
+            "loading pickled weights from %s: a pickle can run code when loaded; allow_pickle is for files you trust",
+            folder / name,
+        )
+    return pickled
 
 
 class _DropReleasedFlagWarning(logging.Filter):
@@ -234,7 +274,9 @@ def load_pipeline(
     revision: str | None = None,
     device=None,
     dtype=None,
-    low_memory: bool = False,
+    memory: str = "full",
+    attention_slicing: bool = False,
+    allow_pickle: bool = False,
     compile_models: bool = False,
 ):
     """Load an :class:`AuthFacePipeline` ready to run on ``device``.
@@ -245,7 +287,10 @@ def load_pipeline(
         device: "cuda", "mps", "cpu" or a torch.device; default the best available.
         dtype: "fp16", "bf16", "fp32" or a torch.dtype for the text encoders, UNet and ControlNet;
             default fp16 on a GPU (as released), fp32 on CPU. The VAE is always fp32.
-        low_memory: for small GPUs: model CPU offload (on CUDA), VAE slicing and tiling, attention slicing.
+        memory: ``"full"``, ``"12gb"`` or ``"8gb"`` (``MEMORY_PRESETS``; module doc): how much of the model
+            stays on the GPU.
+        attention_slicing: diffusers' sliced attention instead of SDPA (less memory, much slower); off unless asked.
+        allow_pickle: also load ``.bin`` (pickle) weights where a component has no safetensors, with a warning.
         compile_models: the fast path's ``torch.compile`` (see :func:`optimize_for_speed`); the first
             call per batch size then takes a minute or two.
     """
@@ -254,10 +299,11 @@ def load_pipeline(
     model = resolve_model(model)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
-    folder = locate_checkpoint(model, revision)
-    pipe = AuthFacePipeline(**load_components(folder, dtype), smoke_test_model=is_smoke_test_checkpoint(folder))
+    folder = locate_checkpoint(model, revision, allow_pickle=allow_pickle)
+    components = load_components(folder, dtype, allow_pickle=allow_pickle)
+    pipe = AuthFacePipeline(**components, smoke_test_model=is_smoke_test_checkpoint(folder))
     pipe.set_progress_bar_config(disable=True)
-    apply_memory_options(pipe, device, low_memory)
+    apply_memory_preset(pipe, device, memory, attention_slicing=attention_slicing)
     if compile_models:
         optimize_for_speed(pipe, compile_models=True)
     logger.info(
@@ -271,16 +317,27 @@ def load_pipeline(
     return pipe
 
 
-def apply_memory_options(pipe, device, low_memory: bool) -> None:
-    """Move the pipeline to ``device``, or with ``low_memory`` trade speed for memory as diffusers offers."""
-    if low_memory:
-        pipe.vae.enable_slicing()
-        pipe.vae.enable_tiling()
+def apply_memory_preset(pipe, device, memory: str = "full", *, attention_slicing: bool = False) -> None:
+    """Place the pipeline on ``device`` as the memory preset says (module doc). Offloading needs a CUDA device;
+    elsewhere the offloading presets keep only VAE slicing and tiling and the models move to ``device``."""
+    import torch
+
+    if memory not in MEMORY_PRESETS:
+        raise ValueError(f"memory must be one of {', '.join(MEMORY_PRESETS)}; got {memory!r}")
+    device = torch.device(device)
+    if attention_slicing:
         pipe.enable_attention_slicing()
-        if device.type == "cuda":
-            pipe.enable_model_cpu_offload(device=device)
-            return
-    pipe.to(device)
+    if memory == "full":
+        pipe.to(device)
+        return
+    pipe.vae.enable_slicing()
+    pipe.vae.enable_tiling()
+    if device.type != "cuda":
+        pipe.to(device)
+    elif memory == "12gb":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.enable_sequential_cpu_offload(device=device)
 
 
 def optimize_for_speed(pipe, *, compile_models: bool = True) -> None:

@@ -14,7 +14,9 @@ Per step (:func:`stage1_example`, :func:`stage2_example`): Stage I gets SDXL's r
 micro-conditioning (original size, crop top-left); Stage II degrades the face at ``face_size``
 with a seeded :class:`~authface_core.degradations.DegradationConfig` (the ranges are meant for
 512 px faces), then resizes HQ and LQ to the training resolution and scales the eye and mouth
-boxes with them. Pixels are HWC RGB uint8 until the final tensors (CHW float).
+boxes with them. Pixels are HWC RGB uint8 until the final tensors (CHW float). Where ``cache.py``
+added encoded columns, an example carries the stored encodings instead of the pixels or caption
+they were computed from.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..degradations import DegradationConfig, degrade, resize_square
+from ..degradations import DegradationConfig, degrade
 from ..errors import InvalidImageError
-from ..io import pil_to_rgb
+from ..io import pil_to_rgb, resize_image
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ logger = logging.getLogger(__name__)
 IMAGE_COLUMN_CANDIDATES = ("retouched", "image", "hq", "original")
 CAPTION_COLUMN = "caption"
 FACE_COLUMN, LANDMARKS_COLUMN = "face", "landmarks"
+# Columns ``cache.py`` adds: the VAE posterior of the training image, the caption's text embeddings.
+LATENT_COLUMN = "latent_parameters"
+PROMPT_EMBEDS_COLUMN, POOLED_EMBEDS_COLUMN = "prompt_embeds", "pooled_prompt_embeds"
 
 
 def load_face_dataset(source: str, *, split: str = "train", streaming: bool = False, cache_dir: str | None = None):
@@ -77,7 +82,7 @@ def resolve_image_column(column_names: list[str], requested: str | None = None) 
     raise ValueError(f"no image column among {column_names}; pass one of them as --image_column")
 
 
-def _to_rgb_array(image) -> np.ndarray:
+def pil_to_training_rgb(image) -> np.ndarray:
     """A `datasets` Image value (PIL image) as (H, W, 3) uint8 sRGB, decoded as ``io.load_rgb`` decodes files
     (embedded colour profile applied, 16-bit scaled), so training sees the colours inference will."""
     return pil_to_rgb(image)[0]
@@ -104,13 +109,13 @@ def find_face(
         raise InvalidImageError(
             source, f"is {rgb.shape[1]}x{rgb.shape[0]}, not an aligned square face; use --align_faces"
         )
-    return resize_square(rgb, face_size), faces[0].landmarks.points * (face_size / rgb.shape[0])
+    return resize_image(rgb, face_size, face_size), faces[0].landmarks.points * (face_size / rgb.shape[0])
 
 
 def _prepare_example(example: dict, *, image_column: str, align: bool, face_size: int) -> dict:
     image = example[image_column]
     source = getattr(image, "filename", "") or f"a training example ({image_column!r} column)"
-    found = find_face(_to_rgb_array(image), align=align, face_size=face_size, source=source)
+    found = find_face(pil_to_training_rgb(image), align=align, face_size=face_size, source=source)
     if found is None:
         return {FACE_COLUMN: None, LANDMARKS_COLUMN: None}
     from PIL import Image
@@ -167,20 +172,30 @@ def region_boxes(landmarks: np.ndarray, size: int) -> np.ndarray:
     return np.array([[box.x0, box.y0, box.x1, box.y1] for box in (regions.eyes, regions.mouth)], dtype=np.float32)
 
 
+def stored_tensor(value) -> torch.Tensor:
+    """A cached column's value (nested lists as `datasets` returns them) as a float32 tensor."""
+    return torch.from_numpy(np.asarray(value, dtype=np.float32))
+
+
 def stage2_example(
     example: dict, rng: np.random.Generator, *, resolution: int, degradation: DegradationConfig, random_flip: bool
 ) -> dict:
-    """One (LQ, HQ) pair: hq (3, R, R) in [-1, 1], lq (3, R, R) in [0, 1], region_boxes (2, 4) pixels at R."""
-    face = _to_rgb_array(example[FACE_COLUMN])
+    """One (LQ, HQ) pair: hq (3, R, R) in [-1, 1] (or, cached, the HQ latent's posterior as
+    ``latent_parameters``), lq (3, R, R) in [0, 1], region_boxes (2, 4) pixels at R."""
+    face = pil_to_training_rgb(example[FACE_COLUMN])
     face_size = face.shape[0]
     boxes = region_boxes(example[LANDMARKS_COLUMN], face_size)
     lq, _ = degrade(face, degradation, rng)
-    hq, lq = resize_square(face, resolution), resize_square(lq, resolution)
+    hq, lq = resize_image(face, resolution, resolution), resize_image(lq, resolution, resolution)
     boxes = boxes * (resolution / face_size)
     if random_flip and rng.random() < 0.5:
         hq, lq = hq[:, ::-1].copy(), lq[:, ::-1].copy()
         boxes = np.stack([resolution - boxes[:, 2], boxes[:, 1], resolution - boxes[:, 0], boxes[:, 3]], axis=1)
-    return {"hq": to_model_pixels(hq), "lq": to_control_pixels(lq), "region_boxes": torch.from_numpy(boxes)}
+    if LATENT_COLUMN in example:  # cached: the settings refuse random_flip, so the stored latent is this hq
+        target = {LATENT_COLUMN: stored_tensor(example[LATENT_COLUMN])}
+    else:
+        target = {"hq": to_model_pixels(hq)}
+    return {**target, "lq": to_control_pixels(lq), "region_boxes": torch.from_numpy(boxes)}
 
 
 def sdxl_resize_and_crop(
@@ -218,15 +233,26 @@ def stage1_example(
     """One captioned photo: pixels (3, R, R) in [-1, 1], original_size, crop_top_left, caption.
 
     The caption is dropped (empty prompt) with probability ``proportion_empty_prompts``, so the
-    tuned model keeps an unconditional mode for classifier-free guidance.
+    tuned model keeps an unconditional mode for classifier-free guidance. Cached columns replace the
+    pixels (``latent_parameters``) and carry the caption's embeddings (used unless it was dropped).
     """
-    rgb = _to_rgb_array(example[image_column])
+    rgb = pil_to_training_rgb(example[image_column])
     crop, original_size, crop_top_left = sdxl_resize_and_crop(
         rgb, resolution, rng, random_crop=random_crop, random_flip=random_flip
     )
     caption = example.get(CAPTION_COLUMN) or ""
+    if LATENT_COLUMN in example:  # cached: the settings refuse random crops and flips, so this is that crop
+        image = {LATENT_COLUMN: stored_tensor(example[LATENT_COLUMN])}
+    else:
+        image = {"pixels": to_model_pixels(crop)}
+    embeddings = {
+        column: stored_tensor(example[column])
+        for column in (PROMPT_EMBEDS_COLUMN, POOLED_EMBEDS_COLUMN)
+        if column in example
+    }
     return {
-        "pixels": to_model_pixels(crop),
+        **image,
+        **embeddings,
         "original_size": torch.tensor(original_size),
         "crop_top_left": torch.tensor(crop_top_left),
         "caption": "" if rng.random() < proportion_empty_prompts else caption,

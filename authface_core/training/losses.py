@@ -2,10 +2,28 @@
 
 Stage II adds to the diffusion loss a loss on the eye and mouth regions of the *predicted clean
 latent* x0_hat (latents are (B, 4, h, w), the VAE's 1/8 grid). Each region has its own small
-discriminator; the generator side is a non-saturating GAN loss plus a style (Gram matrix) loss
-between the discriminator features of predicted and true regions. Every sample is weighted by the
-logit-normal density of its timestep t in (0, 1), as SD3 samples timesteps (Esser et al. 2024,
-Eq. 19), so that middle timesteps, where facial detail is decided, count most.
+discriminator; the generator side is a non-saturating GAN loss plus a style loss, the L1 distance
+between Gram matrices of the discriminator features of predicted and true regions (GFPGAN's
+facial component loss, Wang et al. 2021). Every sample is weighted by the logit-normal density
+of its timestep t in (0, 1), as SD3 samples timesteps (Esser et al. 2024, Eq. 19), so that middle
+timesteps, where facial detail is decided, count most.
+
+The t convention: t = (DDPM index + 0.5) / T, so t grows with the noise as in SD3, but on SDXL's
+scaled-linear DDPM schedule, not SD3's rectified flow. The density with m = 0 peaks at index 500,
+where SNR = alpha_bar / (1 - alpha_bar) is 0.38; SD3's t = 0.5 is SNR 1, which here is index 354
+(t = 0.3545, reached with m = logit(0.3545) = -0.60). We keep m = 0 as the paper states m and s,
+not an SNR; set ``time_weight_m`` to move the peak.
+
+Balance of the terms, and the band a test holds them to. At initialisation on SDXL-shaped latents
+(batch 8, 4 x 64 x 64, eyes and mouth boxes of an FFHQ-aligned face, timesteps spread over the
+schedule, a UNet error giving a diffusion loss of 0.1), the gradient on x0_hat of each weighted
+facial term, lambda * weight * term, must lie within [1/100, 1/2] of the diffusion loss's gradient
+(L2 norms over the batch). Below 1/100 a term does nothing: the eye and mouth crops cover 8 % of
+the latent, so 1/100 of the whole gradient is already about 1/8 of the diffusion gradient on those
+pixels. Above 1/2 an auxiliary loss on 8 % of the face would outweigh the reconstruction of all of
+it. With lambda 0.1 and GFPGAN's weights (style 200 on an L1 Gram distance, GAN 1) the terms sit at
+0.04 and 0.055 (``bench/loss_balance.py``); the former squared Gram difference at weight 1 sat at
+4e-7 and the GAN term at weight 0.1 at 0.006.
 
 Region boxes come in pixels of the training image (``(x0, y0, x1, y1)``, x1/y1 exclusive, from
 ``authface_core.faces.regions``) and are cropped from the latent by bilinear sampling (RoIAlign
@@ -15,7 +33,7 @@ without torchvision), so one box serves any latent resolution.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -25,64 +43,8 @@ from torch import nn
 from torch.func import functional_call
 
 LOSS_REGIONS = ("eyes", "mouth")
-TIME_WEIGHT_SCHEDULES = ("logit_normal", "constant")
-PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")  # what a diffusers scheduler's UNet may predict
-
-
-@dataclass(frozen=True)
-class TimeWeightConfig:
-    """How each sample's facial loss is weighted by its timestep.
-
-    Args:
-        m: location of the logit-normal density (SD3 uses 0); its median is t = sigmoid(m).
-        s: scale of the density (SD3 uses 1); keep s <= sqrt(2) for a single peak.
-        schedule: ``"logit_normal"`` (the paper's time-aware weight) or ``"constant"`` (weight 1,
-            the density's mean over uniform t, for the paper's ablation).
-    """
-
-    m: float = 0.0
-    s: float = 1.0
-    schedule: str = "logit_normal"
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.m):
-            raise ValueError(f"m must be a finite number, got {self.m!r}")
-        if not (math.isfinite(self.s) and self.s > 0):
-            raise ValueError(f"s must be a positive number, got {self.s!r}")
-        if self.schedule not in TIME_WEIGHT_SCHEDULES:
-            raise ValueError(f"schedule must be one of {TIME_WEIGHT_SCHEDULES}, got {self.schedule!r}")
-
-
-@dataclass(frozen=True)
-class FacialLossConfig:
-    """Weights and crop sizes of the facial feature loss (the paper gives no values; these are ours).
-
-    Args:
-        style_weight: weight of the Gram (style) loss on discriminator features.
-        adversarial_weight: weight of the generator's GAN loss.
-        time_weight: the per-sample timestep weighting.
-        eyes_crop: (height, width) in latent pixels that the eyes region is resampled to.
-        mouth_crop: (height, width) in latent pixels that the mouth region is resampled to.
-    """
-
-    style_weight: float = 1.0
-    adversarial_weight: float = 0.1
-    time_weight: TimeWeightConfig = field(default_factory=TimeWeightConfig)
-    eyes_crop: tuple[int, int] = (8, 24)
-    mouth_crop: tuple[int, int] = (8, 16)
-
-    def __post_init__(self) -> None:
-        for name in ("style_weight", "adversarial_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("eyes_crop", "mouth_crop"):
-            crop = tuple(getattr(self, name))
-            if len(crop) != 2 or min(crop) < 4:
-                raise ValueError(f"{name} must be (height, width) with both >= 4 latent pixels, got {crop!r}")
-            object.__setattr__(self, name, crop)
-
-    def crop_size(self, region: str) -> tuple[int, int]:
-        return {"eyes": self.eyes_crop, "mouth": self.mouth_crop}[region]
+# (height, width) in latent pixels that each region is resampled to: the eyes box is about 3:1, the mouth 2:1.
+REGION_CROP_SIZES = {"eyes": (8, 24), "mouth": (8, 16)}
 
 
 def logit_normal_weight(t: torch.Tensor, m: float = 0.0, s: float = 1.0) -> torch.Tensor:
@@ -92,35 +54,20 @@ def logit_normal_weight(t: torch.Tensor, m: float = 0.0, s: float = 1.0) -> torc
 
 
 def timestep_fraction(timesteps: torch.Tensor, num_train_timesteps: int) -> torch.Tensor:
-    """Discrete timesteps 0..T-1 as the midpoints of T equal bins of (0, 1)."""
+    """DDPM indices 0..T-1 as the midpoints of T equal bins of (0, 1); t grows with the noise (module doc)."""
     return (timesteps.float() + 0.5) / num_train_timesteps
 
 
-def time_weight(timesteps: torch.Tensor, num_train_timesteps: int, config: TimeWeightConfig) -> torch.Tensor:
-    """(B,) weight of each sample's facial loss."""
-    if config.schedule == "constant":
-        return torch.ones(timesteps.shape, device=timesteps.device)
-    return logit_normal_weight(timestep_fraction(timesteps, num_train_timesteps), config.m, config.s)
-
-
-def predict_clean_latents(
-    noisy_latents: torch.Tensor,
-    model_output: torch.Tensor,
-    timesteps: torch.Tensor,
-    alphas_cumprod: torch.Tensor,
-    prediction_type: str,
+def time_weight(
+    timesteps: torch.Tensor, num_train_timesteps: int, schedule: str = "logit_normal", m: float = 0.0, s: float = 1.0
 ) -> torch.Tensor:
-    """x0_hat from x_t and the UNet output (DDPM, Ho et al. 2020 Eq. 15; v: Salimans & Ho 2022)."""
-    alpha_bar = alphas_cumprod.to(noisy_latents.device, torch.float32)[timesteps].view(-1, 1, 1, 1)
-    sqrt_alpha, sqrt_one_minus = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-    noisy, output = noisy_latents.float(), model_output.float()
-    if prediction_type == "epsilon":
-        return (noisy - sqrt_one_minus * output) / sqrt_alpha
-    if prediction_type == "v_prediction":
-        return sqrt_alpha * noisy - sqrt_one_minus * output
-    if prediction_type == "sample":
-        return output
-    raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+    """(B,) weight of each sample's facial loss: the logit-normal density at t (the paper), or 1 for the
+    ``"constant"`` ablation (the density's mean over uniform t)."""
+    if schedule == "constant":
+        return torch.ones(timesteps.shape, device=timesteps.device)
+    if schedule != "logit_normal":
+        raise ValueError(f"schedule must be 'logit_normal' or 'constant', got {schedule!r}")
+    return logit_normal_weight(timestep_fraction(timesteps, num_train_timesteps), m, s)
 
 
 def crop_regions(
@@ -152,9 +99,10 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 
 
 def style_loss(predicted: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
-    """(B,) mean squared Gram difference, averaged over feature levels."""
+    """(B,) mean absolute Gram difference, averaged over feature levels (GFPGAN's ``comp_style_loss``: an L1
+    loss between Gram matrices; a squared difference of these small normalised entries would vanish)."""
     per_level = [
-        (gram_matrix(p) - gram_matrix(t)).pow(2).mean(dim=(1, 2)) for p, t in zip(predicted, target, strict=True)
+        (gram_matrix(p) - gram_matrix(t)).abs().mean(dim=(1, 2)) for p, t in zip(predicted, target, strict=True)
     ]
     return torch.stack(per_level).mean(dim=0)
 
@@ -167,6 +115,13 @@ def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 def discriminator_adversarial_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """(B,) logistic discriminator loss, softplus(-D(real)) + softplus(D(fake))."""
     return F.softplus(-real_logits) + F.softplus(fake_logits)
+
+
+def r1_penalty(real_logits: list[torch.Tensor], real_inputs: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over samples of |grad_x D(x)|^2 on real inputs, summed over discriminators (Mescheder et al. 2018,
+    Eq. 9, without gamma / 2). The inputs must require grad; the result is differentiable (create_graph)."""
+    gradients = torch.autograd.grad(sum(logits.sum() for logits in real_logits), real_inputs, create_graph=True)
+    return sum(g.pow(2).flatten(1).sum(dim=1).mean() for g in gradients)
 
 
 class _RegionCritic(nn.Module):
@@ -220,12 +175,10 @@ class FacialLossTerms:
     total: torch.Tensor
 
 
-def crop_facial_regions(
-    latents: torch.Tensor, region_boxes: torch.Tensor, image_size: int, config: FacialLossConfig
-) -> dict[str, torch.Tensor]:
+def crop_facial_regions(latents: torch.Tensor, region_boxes: torch.Tensor, image_size: int) -> dict[str, torch.Tensor]:
     """latents (B, C, h, w), region_boxes (B, 2, 4) pixels in LOSS_REGIONS order -> {region: crops}."""
     return {
-        region: crop_regions(latents, region_boxes[:, index], image_size, config.crop_size(region))
+        region: crop_regions(latents, region_boxes[:, index], image_size, REGION_CROP_SIZES[region])
         for index, region in enumerate(LOSS_REGIONS)
     }
 
@@ -237,7 +190,9 @@ def facial_feature_loss(
     image_size: int,
     weights: torch.Tensor,
     discriminators: FacialDiscriminators,
-    config: FacialLossConfig,
+    *,
+    style_weight: float,
+    adversarial_weight: float,
 ) -> FacialLossTerms:
     """Generator loss on eyes and mouth: time-weighted (style + GAN) between x0_hat and x0 crops.
 
@@ -246,18 +201,27 @@ def facial_feature_loss(
     only what produced ``predicted_latents``.
     """
     fake = _call_without_parameter_grads(
-        discriminators, crop_facial_regions(predicted_latents, region_boxes, image_size, config)
+        discriminators, crop_facial_regions(predicted_latents, region_boxes, image_size)
     )
     with torch.no_grad():
-        real = discriminators(crop_facial_regions(target_latents, region_boxes, image_size, config))
+        real = discriminators(crop_facial_regions(target_latents, region_boxes, image_size))
     style = torch.stack([style_loss(fake[r][1], real[r][1]) for r in LOSS_REGIONS]).sum(dim=0)  # (B,)
     adversarial = torch.stack([generator_adversarial_loss(fake[r][0]) for r in LOSS_REGIONS]).sum(dim=0)
-    per_sample = config.style_weight * style + config.adversarial_weight * adversarial
+    per_sample = style_weight * style + adversarial_weight * adversarial
     return FacialLossTerms(
         style=style.mean().detach(),
         adversarial=adversarial.mean().detach(),
         total=(weights * per_sample).mean(),
     )
+
+
+@dataclass
+class DiscriminatorLossTerms:
+    """The discriminators' loss: scalars for logging (``r1`` None when off), ``total`` to optimise."""
+
+    adversarial: torch.Tensor
+    r1: torch.Tensor | None
+    total: torch.Tensor
 
 
 def discriminator_loss(
@@ -267,12 +231,21 @@ def discriminator_loss(
     image_size: int,
     weights: torch.Tensor,
     discriminators: nn.Module,
-    config: FacialLossConfig,
-) -> torch.Tensor:
-    """Time-weighted logistic loss of both discriminators: real = x0 crops, fake = detached x0_hat crops."""
-    real = crop_facial_regions(target_latents.detach(), region_boxes, image_size, config)
-    fake = crop_facial_regions(predicted_latents.detach(), region_boxes, image_size, config)
+    r1_gamma: float = 0.0,
+) -> DiscriminatorLossTerms:
+    """Time-weighted logistic loss of both discriminators (real = x0 crops, fake = detached x0_hat crops), plus
+    ``r1_gamma / 2`` times the R1 penalty on the real crops when ``r1_gamma`` > 0."""
+    real = crop_facial_regions(target_latents.detach(), region_boxes, image_size)
+    fake = crop_facial_regions(predicted_latents.detach(), region_boxes, image_size)
+    if r1_gamma:
+        real = {region: crops.requires_grad_(True) for region, crops in real.items()}
     batch = predicted_latents.shape[0]
     outputs = discriminators({r: torch.cat([real[r], fake[r]]) for r in LOSS_REGIONS})  # one forward for DDP
-    per_sample = sum(discriminator_adversarial_loss(outputs[r][0][:batch], outputs[r][0][batch:]) for r in LOSS_REGIONS)
-    return (weights * per_sample).mean()
+    real_logits = [outputs[r][0][:batch] for r in LOSS_REGIONS]
+    fake_logits = [outputs[r][0][batch:] for r in LOSS_REGIONS]
+    per_sample = sum(discriminator_adversarial_loss(r, f) for r, f in zip(real_logits, fake_logits, strict=True))
+    adversarial = (weights * per_sample).mean()
+    if not r1_gamma:
+        return DiscriminatorLossTerms(adversarial.detach(), None, adversarial)
+    r1 = r1_penalty(real_logits, [real[r] for r in LOSS_REGIONS])
+    return DiscriminatorLossTerms(adversarial.detach(), r1.detach(), adversarial + r1_gamma / 2 * r1)

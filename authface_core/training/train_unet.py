@@ -2,116 +2,111 @@
 
 The standard noise-prediction objective with SDXL's micro-conditioning (original size, crop
 top-left, target size), on the dataset the annotation app publishes (``retouched`` photos and
-their ``caption``) or any folder/Parquet/Hub dataset of captioned images. Full fine-tuning or
-LoRA through peft (``--train_mode``); EMA optional for full tuning. The VAE and text encoders stay
-frozen.
+their ``caption``) or any folder/Parquet/Hub dataset of captioned images. Full fine-tuning (the
+UNet in float32, optional EMA) or LoRA through peft (fp32 adapters on a UNet frozen in the
+mixed-precision type). The VAE and text encoders stay frozen; their encodings can be cached.
 
 The output folder holds the released layout, so Stage II (``train_controlnet.py``) and
-``load_pipeline`` read it: the tuned ``unet/`` (LoRA merged into it; the adapter alone is in
-``unet_lora/``) and a ``controlnet/`` freshly copied from that UNet with zero-initialised
-outputs, which adds nothing until Stage II trains it.
+``load_pipeline`` read it: the tuned ``unet/`` (for LoRA, the adapter merged into the base UNet as
+loaded, in float32; the adapter alone is in ``unet_lora/``), the frozen parts exactly as loaded,
+and a ``controlnet/`` freshly copied from the tuned UNet with zero-initialised outputs, which adds
+nothing until Stage II trains it.
 
 Run: ``python -m authface_core train stage1 --config configs/stage1_1gpu.yaml``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
-from .common import (
-    MetricsLog,
-    add_shared_arguments,
-    add_training_noise,
-    check_shared_arguments,
+from .checkpoints import MetricsLog, export_pipeline, is_checkpoint_step, save_checkpoint
+from .data import CAPTION_COLUMN, POOLED_EMBEDS_COLUMN, PROMPT_EMBEDS_COLUMN
+from .diffusion import add_training_noise, diffusion_loss, diffusion_target, min_snr_weights, sdxl_time_ids
+from .run import (
+    averaged_weights,
+    batch_latents,
+    create_ema,
     create_lr_scheduler,
     create_optimizer,
-    diffusion_target,
     effective_learning_rate,
-    encode_pixels,
-    export_pipeline,
-    finish_step,
     freeze,
     is_validation_step,
     load_base_components,
+    load_ema,
     load_training_data,
     make_dataloader,
     place,
     plan_steps,
+    report_step,
     resume_training,
-    sdxl_time_ids,
     start_run,
     training_batches,
     weight_dtype_of,
 )
+from .settings import (
+    AUTHFACE_CONDITIONING_CHANNELS,
+    DiffusionLossSettings,
+    PromptValidationSettings,
+    Stage1Settings,
+    UNetTuningSettings,
+    flat_settings,
+    parse_stage_settings,
+)
+from .validation import autocast_unless_fp32, decode_latents_fp32, image_scores, save_validation_images
 
 logger = logging.getLogger(__name__)
 
 LORA_TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]  # the attention projections, as diffusers' SDXL LoRA script
 LORA_SUBFOLDER = "unet_lora"
+UNET_EMA_FOLDER = "unet_ema"
 
 
-def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="AuthFace Stage I: face-oriented fine-tuning of the SDXL UNet.")
-    add_shared_arguments(parser, default_output_dir="authface-stage1", default_learning_rate=1e-5)
-    stage = parser.add_argument_group("stage I")
-    stage.add_argument(
-        "--train_mode",
-        default="full",
-        choices=("full", "lora"),
-        help="Tune every UNet weight, or LoRA adapters (peft).",
-    )
-    stage.add_argument("--lora_rank", type=int, default=16, help="Rank of the LoRA adapters.")
-    stage.add_argument("--lora_alpha", type=int, default=None, help="LoRA alpha (default: the rank).")
-    stage.add_argument(
-        "--use_ema",
-        action="store_true",
-        help="Keep an exponential moving average of the UNet (full mode) and export it.",
-    )
-    stage.add_argument("--ema_decay", type=float, default=0.9999, help="EMA decay.")
-    stage.add_argument(
-        "--random_crop",
-        action="store_true",
-        help="Random instead of centre crops (the crop is passed as micro-conditioning).",
-    )
-    stage.add_argument(
-        "--proportion_empty_prompts",
-        type=float,
-        default=0.05,
-        help="Share of captions replaced by the empty prompt, so classifier-free guidance keeps working.",
-    )
-    stage.add_argument(
-        "--validation_prompts", nargs="*", default=[], help="Prompts rendered every --validation_steps steps."
-    )
-    stage.add_argument(
-        "--validation_inference_steps", type=int, default=25, help="Denoising steps of the validation images."
-    )
-    args = parser.parse_args(input_args)
-    check_shared_arguments(args)
-    if args.use_ema and args.train_mode == "lora":
-        raise ValueError("--use_ema works with --train_mode full only")
-    if not 0.0 <= args.proportion_empty_prompts <= 1.0:
-        raise ValueError(f"--proportion_empty_prompts must be in [0, 1], got {args.proportion_empty_prompts}")
-    if args.lora_rank < 1:
-        raise ValueError(f"--lora_rank must be >= 1, got {args.lora_rank}")
-    return args
+def parse_args(input_args: list[str] | None = None) -> Stage1Settings:
+    """Stage I settings from flags (and ``--config FILE``); a bad value raises ValueError naming it."""
+    return parse_stage_settings(Stage1Settings, input_args)
 
 
-def add_lora(unet, rank: int, alpha: int | None) -> None:
+def add_lora(unet, settings: UNetTuningSettings) -> None:
     """Freeze the UNet and add trainable LoRA adapters to its attention projections."""
     from peft import LoraConfig
 
     unet.requires_grad_(False)
-    unet.add_adapter(
-        LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights="gaussian", target_modules=LORA_TARGET_MODULES)
+    rank = settings.lora_rank
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=settings.lora_alpha or rank,
+        init_lora_weights="gaussian",
+        target_modules=LORA_TARGET_MODULES,
     )
+    unet.add_adapter(config)
+
+
+def merge_lora(base_unet, trained_unet, settings: UNetTuningSettings):
+    """``base_unet`` (as loaded, float32) with the trained adapters of ``trained_unet`` merged into its weights."""
+    from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+
+    add_lora(base_unet, settings)
+    adapter = {name: tensor.float().cpu() for name, tensor in get_peft_model_state_dict(trained_unet).items()}
+    set_peft_model_state_dict(base_unet, adapter)
+    base_unet.fuse_lora()
+    base_unet.unload_lora()
+    return base_unet
+
+
+def batch_prompt_embeddings(batch: dict, encode, empty: tuple[torch.Tensor, torch.Tensor], device):
+    """(B, 77, D) and (B, P) text conditioning of the batch's captions: the cached embeddings, with the empty
+    prompt's where a caption was dropped, or ``encode(captions)`` without a cache."""
+    if PROMPT_EMBEDS_COLUMN not in batch:
+        return encode(batch["caption"])
+    dropped = torch.tensor([not caption for caption in batch["caption"]], device=device)
+    hidden = torch.where(dropped[:, None, None], empty[0], batch[PROMPT_EMBEDS_COLUMN].to(device))
+    pooled = torch.where(dropped[:, None], empty[1], batch[POOLED_EMBEDS_COLUMN].to(device))
+    return hidden, pooled
 
 
 def stage1_loss(
@@ -123,11 +118,13 @@ def stage1_loss(
     pooled_prompt_embeds,
     weight_dtype,
     resolution: int,
+    diffusion: DiffusionLossSettings,
     generator: torch.Generator | None = None,
 ):
-    """Noise-prediction MSE of one batch: pixels (B, 3, R, R) in [-1, 1] with its SDXL micro-conditioning."""
-    latents = encode_pixels(vae, batch["pixels"], generator).float()  # (B, 4, R/8, R/8)
-    noise, timesteps, noisy_latents = add_training_noise(noise_scheduler, latents, generator)
+    """Noise-prediction MSE of one batch: pixels (B, 3, R, R) in [-1, 1] (or cached latents) with its SDXL
+    micro-conditioning, Min-SNR weighted and with offset noise when those are on."""
+    latents = batch_latents(vae, batch, "pixels", generator).float()  # (B, 4, R/8, R/8)
+    noise, timesteps, noisy_latents = add_training_noise(noise_scheduler, latents, generator, diffusion.noise_offset)
     added_cond = {
         "text_embeds": pooled_prompt_embeds.to(weight_dtype),
         "time_ids": sdxl_time_ids(batch["original_size"], batch["crop_top_left"], resolution).to(weight_dtype),
@@ -139,13 +136,13 @@ def stage1_loss(
         added_cond_kwargs=added_cond,
         return_dict=False,
     )[0].float()
-    return F.mse_loss(model_pred, diffusion_target(noise_scheduler, latents, noise, timesteps))
+    snr_weights = min_snr_weights(noise_scheduler, timesteps, diffusion.snr_gamma) if diffusion.snr_gamma else None
+    return diffusion_loss(model_pred, diffusion_target(noise_scheduler, latents, noise, timesteps), snr_weights)
 
 
 def register_checkpoint_hooks(accelerator, train_mode: str, ema) -> None:
     """checkpoint-{step}/unet (full, save_pretrained) or /unet_lora (adapter safetensors), plus /unet_ema."""
     from diffusers import UNet2DConditionModel
-    from diffusers.training_utils import EMAModel
 
     def save_hook(models, weights, output_dir):
         if accelerator.is_main_process:
@@ -155,7 +152,7 @@ def register_checkpoint_hooks(accelerator, train_mode: str, ema) -> None:
             else:
                 unet.save_pretrained(Path(output_dir) / "unet", safe_serialization=True)
             if ema is not None:
-                ema.save_pretrained(Path(output_dir) / "unet_ema")
+                ema.save_pretrained(Path(output_dir) / UNET_EMA_FOLDER)
         weights.clear()
 
     def load_hook(models, input_dir):
@@ -169,119 +166,153 @@ def register_checkpoint_hooks(accelerator, train_mode: str, ema) -> None:
         else:
             unet.load_state_dict(UNet2DConditionModel.from_pretrained(input_dir, subfolder="unet").state_dict())
         if ema is not None:
-            loaded = EMAModel.from_pretrained(Path(input_dir) / "unet_ema", model_cls=UNet2DConditionModel)
-            ema.load_state_dict(loaded.state_dict())
+            load_ema(ema, Path(input_dir) / UNET_EMA_FOLDER, UNet2DConditionModel)
 
     accelerator.register_save_state_pre_hook(save_hook)
     accelerator.register_load_state_pre_hook(load_hook)
 
 
-def run_validation(base, unet, args, step: int, weight_dtype, accelerator) -> None:
-    """Render the validation prompts with the current UNet; write output_dir/validation/step-{N}/*.png."""
+def run_validation(
+    base,
+    unet,
+    settings: PromptValidationSettings,
+    *,
+    resolution: int,
+    output_dir: str,
+    step: int,
+    seed: int,
+    weight_dtype: torch.dtype,
+    accelerator,
+    ema=None,
+) -> dict[str, float]:
+    """Render the validation prompts with the current UNet (its moving average when kept); write
+    output_dir/validation/step-{N}/*.png and return the images' NIQE to log."""
     from diffusers import StableDiffusionXLPipeline
 
-    from ..io import save_image
-
+    unet = accelerator.unwrap_model(unet)
     pipe = StableDiffusionXLPipeline(
         vae=base.vae,
         text_encoder=base.text_encoder,
         text_encoder_2=base.text_encoder_2,
         tokenizer=base.tokenizer,
         tokenizer_2=base.tokenizer_2,
-        unet=accelerator.unwrap_model(unet),
+        unet=unet,
         scheduler=base.scheduler,
     )
     pipe.set_progress_bar_config(disable=True)
-    generator = torch.Generator(accelerator.device).manual_seed(args.seed)
-    folder = Path(args.output_dir) / "validation" / f"step-{step}"
-    with torch.autocast(accelerator.device.type, dtype=weight_dtype, enabled=weight_dtype != torch.float32):
-        for index, prompt in enumerate(args.validation_prompts):
-            image = pipe(
-                prompt,
-                height=args.resolution,
-                width=args.resolution,
-                num_inference_steps=args.validation_inference_steps,
-                generator=generator,
-                output_type="np",
-            ).images[0]
-            save_image(folder / f"{index:02d}.png", (image * 255).round().astype(np.uint8))
-    logger.info("validation images written to %s", folder)
+    generator = torch.Generator(accelerator.device).manual_seed(seed)
+    images = []
+    with averaged_weights(ema, unet):
+        for prompt in settings.validation_prompts:
+            with autocast_unless_fp32(accelerator.device, weight_dtype):
+                latents = pipe(
+                    prompt,
+                    height=resolution,
+                    width=resolution,
+                    num_inference_steps=settings.validation_inference_steps,
+                    generator=generator,
+                    output_type="latent",
+                ).images
+            images.append(decode_latents_fp32(base.vae, latents)[0])
+    save_validation_images(output_dir, step, images, accelerator)
+    return image_scores(images)
 
 
-def main(args: argparse.Namespace) -> Path:
+def main(settings: Stage1Settings) -> Path:
     """Train Stage I; returns the output folder holding the final checkpoint in the released layout."""
     from tqdm.auto import tqdm
 
+    from .cache import cache_caption_embeddings, cache_photo_latents, checkpoint_fingerprint
     from .data import example_dataset, stage1_example
-    from .train_controlnet import AUTHFACE_CONDITIONING_CHANNELS, new_controlnet
+    from .train_controlnet import new_controlnet
 
-    accelerator = start_run(args)
+    data, optimization, checkpoints, tuning = settings.data, settings.optimization, settings.checkpoints, settings.unet
+    accelerator = start_run(optimization, checkpoints)
     weight_dtype = weight_dtype_of(accelerator)
 
-    # 1. Models: frozen VAE and text encoders; the UNet (or its LoRA adapters) trained in float32.
-    base = load_base_components(args.pretrained_model_name_or_path, revision=args.revision, variant=args.variant)
+    # 1. Models: frozen VAE (fp32) and text encoders; the UNet in fp32, or frozen with fp32 LoRA adapters.
+    base = load_base_components(settings.model)
     unet = base.unet
     freeze(base.vae, base.text_encoder, base.text_encoder_2)
     place(base.vae, accelerator.device, torch.float32)
     for text_encoder in (base.text_encoder, base.text_encoder_2):
         place(text_encoder, accelerator.device, weight_dtype)
-    if args.train_mode == "lora":
-        add_lora(unet, args.lora_rank, args.lora_alpha)
+    if tuning.train_mode == "lora":
+        from diffusers.training_utils import cast_training_params
+
+        place(unet, accelerator.device, weight_dtype)
+        add_lora(unet, tuning)
+        cast_training_params(unet, dtype=torch.float32)
     unet.train()
-    if args.gradient_checkpointing:
+    if optimization.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    ema = None
-    if args.use_ema:
-        from diffusers import UNet2DConditionModel
-        from diffusers.training_utils import EMAModel
-
-        ema = EMAModel(
-            unet.parameters(), decay=args.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config
-        )
-        ema.to(accelerator.device)
+    ema = create_ema(unet, optimization.ema_decay, accelerator.device) if optimization.use_ema else None
     trainable = [p for p in unet.parameters() if p.requires_grad]
+    tokenizers, text_encoders = (base.tokenizer, base.tokenizer_2), (base.text_encoder, base.text_encoder_2)
 
-    # 2. Data: captioned photos (aligned faces with --align_faces), SDXL crops.
-    dataset, image_column = load_training_data(args, accelerator, prepare=args.align_faces)
+    def encode_prompts(captions: list[str]):
+        return encode_sdxl_prompts(captions, tokenizers, text_encoders, accelerator.device)
+
+    # 2. Data: captioned photos (aligned faces with align_faces), SDXL crops, cached encodings when asked.
+    dataset, image_column = load_training_data(data, optimization.seed, accelerator, prepare=data.align_faces)
+    with accelerator.main_process_first():
+        if data.cache_latents:
+            key = checkpoint_fingerprint(base.folder, "vae")
+            dataset = cache_photo_latents(dataset, base.vae, image_column, data.resolution, key)
+        if tuning.cache_text_embeddings:
+            key = checkpoint_fingerprint(base.folder, "text_encoder", "text_encoder_2")
+            dataset = cache_caption_embeddings(dataset, encode_prompts, CAPTION_COLUMN, key)
     make_example = partial(
         stage1_example,
         image_column=image_column,
-        resolution=args.resolution,
-        random_crop=args.random_crop,
-        random_flip=args.random_flip,
-        proportion_empty_prompts=args.proportion_empty_prompts,
+        resolution=data.resolution,
+        random_crop=tuning.random_crop,
+        random_flip=data.random_flip,
+        proportion_empty_prompts=tuning.proportion_empty_prompts,
     )
-    train_dataset = example_dataset(dataset, make_example, args.seed)
-    dataloader = make_dataloader(train_dataset, args)
+    train_dataset = example_dataset(dataset, make_example, optimization.seed)
+    dataloader = make_dataloader(train_dataset, data, optimization.train_batch_size)
 
     # 3. Optimiser.
-    plan = plan_steps(args, dataloader, accelerator.num_processes)
-    optimizer = create_optimizer(trainable, args, effective_learning_rate(args, accelerator, args.learning_rate))
-    lr_scheduler = create_lr_scheduler(optimizer, args, accelerator, plan.max_train_steps)
+    plan = plan_steps(optimization, dataloader, accelerator.num_processes, streaming=data.streaming)
+    learning_rate = effective_learning_rate(optimization, accelerator.num_processes, optimization.learning_rate)
+    optimizer = create_optimizer(trainable, optimization, learning_rate)
+    lr_scheduler = create_lr_scheduler(optimizer, optimization, accelerator.num_processes, plan.max_train_steps)
     unet, optimizer, dataloader, lr_scheduler = accelerator.prepare(unet, optimizer, dataloader, lr_scheduler)
-    register_checkpoint_hooks(accelerator, args.train_mode, ema)
+    register_checkpoint_hooks(accelerator, tuning.train_mode, ema)
     if accelerator.is_main_process:
-        accelerator.init_trackers(args.tracker_project_name, config={k: str(v) for k, v in vars(args).items()})
+        tracked = {name: str(value) for name, value in flat_settings(settings).items()}
+        accelerator.init_trackers(checkpoints.tracker_project_name, config=tracked)
 
     # 4. Train, from a checkpoint when asked.
-    resume = resume_training(accelerator, args, plan)
+    resume = resume_training(accelerator, checkpoints, plan, optimization.gradient_accumulation_steps)
     global_step = resume[0]
-    metrics = MetricsLog(accelerator, Path(args.output_dir), resumed_step=global_step)
-    tokenizers, text_encoders = (base.tokenizer, base.tokenizer_2), (base.text_encoder, base.text_encoder_2)
+    metrics = MetricsLog(accelerator, Path(checkpoints.output_dir), resumed_step=global_step)
+    empty_prompt = encode_prompts([""]) if tuning.cache_text_embeddings else None
     progress = tqdm(
         total=plan.max_train_steps, initial=global_step, desc="Stage I", disable=not accelerator.is_local_main_process
     )
-    for batch, generator in training_batches(accelerator, dataloader, train_dataset, plan, args, resume):
+    for batch, generator in training_batches(accelerator, dataloader, train_dataset, plan, resume, optimization):
         if global_step >= plan.max_train_steps:
             break
         with accelerator.accumulate(unet):
-            prompt_embeds, pooled = encode_sdxl_prompts(batch["caption"], tokenizers, text_encoders, accelerator.device)
+            with torch.no_grad():
+                prompt_embeds, pooled = batch_prompt_embeddings(batch, encode_prompts, empty_prompt, accelerator.device)
             loss = stage1_loss(
-                base.vae, unet, base.scheduler, batch, prompt_embeds, pooled, weight_dtype, args.resolution, generator
+                base.vae,
+                unet,
+                base.scheduler,
+                batch,
+                prompt_embeds,
+                pooled,
+                weight_dtype,
+                data.resolution,
+                settings.diffusion,
+                generator,
             )
             accelerator.backward(loss)
             if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
+                accelerator.clip_grad_norm_(trainable, optimization.max_grad_norm)
             optimizer.step()
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -291,27 +322,44 @@ def main(args: argparse.Namespace) -> Path:
         if ema is not None:
             ema.step(unet.parameters())
         logs = {"loss": loss.item(), "lr": lr_scheduler.get_last_lr()[0]}
-        finish_step(accelerator, args, progress, metrics, logs, global_step, plan)
-        if args.validation_prompts and is_validation_step(accelerator, args, global_step):
-            run_validation(base, unet, args, global_step, weight_dtype, accelerator)
+        validation = settings.validation
+        if validation.validation_prompts and is_validation_step(global_step, validation.validation_steps, accelerator):
+            logs |= run_validation(
+                base,
+                unet,
+                validation,
+                resolution=data.resolution,
+                output_dir=checkpoints.output_dir,
+                step=global_step,
+                seed=optimization.seed,
+                weight_dtype=weight_dtype,
+                accelerator=accelerator,
+                ema=ema,
+            )
+        report_step(progress, metrics, logs, global_step)
+        if is_checkpoint_step(global_step, checkpoints.checkpointing_steps, plan.max_train_steps):
+            save_checkpoint(accelerator, Path(checkpoints.output_dir), global_step, checkpoints.checkpoints_total_limit)
     progress.close()
 
-    # 5. Export the released layout (LoRA merged; EMA weights when kept).
+    # 5. Export the released layout: frozen parts as loaded, the tuned UNet (EMA weights when kept, LoRA merged).
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        output_dir = Path(checkpoints.output_dir)
         unet = accelerator.unwrap_model(unet)
+        components = base.reload()
         if ema is not None:
             ema.copy_to(unet.parameters())
-        if args.train_mode == "lora":
-            unet.save_lora_adapter(Path(args.output_dir) / LORA_SUBFOLDER)
-            unet.fuse_lora()
-            unet.unload_lora()
+        if tuning.train_mode == "lora":
+            unet.save_lora_adapter(output_dir / LORA_SUBFOLDER)
+            unet = merge_lora(components["unet"], unet, tuning)
         channels = base.controlnet.config.conditioning_embedding_out_channels if base.controlnet else None
-        controlnet = new_controlnet(unet, tuple(channels or AUTHFACE_CONDITIONING_CHANNELS))
-        export_pipeline(Path(args.output_dir), base, unet=unet, controlnet=controlnet)
-        logger.info("Stage I model written to %s", args.output_dir)
+        controlnet = new_controlnet(unet, channels or AUTHFACE_CONDITIONING_CHANNELS)
+        export_pipeline(
+            output_dir, components, unet=unet, controlnet=controlnet, smoke_test_model=base.smoke_test_model
+        )
+        logger.info("Stage I model written to %s", output_dir)
     accelerator.end_training()
-    return Path(args.output_dir)
+    return Path(checkpoints.output_dir)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Started on 127.0.0.1 by the tests and stopped by them; ``huggingface_hub`` talks to it through
 ``HF_ENDPOINT`` exactly as it talks to the Hub (with Xet disabled, so LFS files go through the
 LFS batch API and a basic PUT). Implemented: repo creation, README YAML validation, preupload
-(``.parquet`` as LFS, the rest inline), LFS batch and upload, NDJSON commits, and the recursive
-tree listing. Each repo's current files are kept under ``root/<namespace>/<name>/`` so that
+(``.parquet`` as LFS, the rest inline), LFS batch and upload, NDJSON commits, the recursive
+tree listing, and repo info (asked for when a commit would change nothing). Each repo's current
+files are kept under ``root/<namespace>/<name>/`` so that
 ``datasets.load_dataset`` can read what was published.
 
 Bounded: requests over ``MAX_BODY_BYTES`` are refused, sockets time out after ``SOCKET_TIMEOUT_S``.
@@ -23,6 +24,20 @@ from urllib.parse import unquote, urlparse
 
 MAX_BODY_BYTES = 512 * 2**20
 SOCKET_TIMEOUT_S = 30
+
+
+def use_standin(patch, hub: HubStandIn, token: str) -> dict[str, str]:
+    """Point huggingface_hub at ``hub`` through ``patch`` (a pytest MonkeyPatch): online, no Xet, ``token``
+    as HF_TOKEN. Returns the environment, for subprocesses."""
+    import huggingface_hub.constants as constants
+
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0", "HF_TOKEN": token}
+    for name, value in env.items():
+        patch.setenv(name, value)
+    patch.setattr(constants, "ENDPOINT", hub.endpoint)
+    patch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    patch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return env
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -123,6 +138,8 @@ def _handler_for(hub: HubStandIn):
                     return self._commit(repo_id, body)
                 if method == "GET" and action == "tree":
                     return self._tree(repo_id)
+                if method == "GET" and action == "revision":
+                    return self._info(repo_id)
             if method == "POST" and parts[0] == "datasets" and path.endswith(".git/info/lfs/objects/batch"):
                 return self._lfs_batch(json.loads(body))
             return self._reply(404, {"error": f"stand-in does not implement {method} {path}"})
@@ -199,6 +216,12 @@ def _handler_for(hub: HubStandIn):
             if hub.on_commit is not None:
                 hub.on_commit(repo_id, sorted(writes))
             self._reply(200, {"commitUrl": f"{hub.endpoint}/datasets/{repo_id}/commit/{oid}", "commitOid": oid})
+
+        def _info(self, repo_id: str) -> None:
+            with hub.lock:
+                sha = hashlib.sha1(repr(hub.commits).encode()).hexdigest()
+            siblings = [{"rfilename": path} for path in hub.files(repo_id)]
+            self._reply(200, {"id": repo_id, "sha": sha, "private": True, "siblings": siblings})
 
         def _tree(self, repo_id: str) -> None:
             entries = []

@@ -1,80 +1,95 @@
-"""The annotation app: builds without launching, and a real browser reviews a pair with the keyboard."""
+"""The annotation app in local mode: builds without launching, listens on 127.0.0.1 only, every callback
+checked, and a real browser reviews a pair with the keyboard while the page's heartbeat keeps its lock."""
 
 from __future__ import annotations
 
 import re
-import socket
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
-from annotate.app import build_demo
+from annotate.app import build_demo, launch_options
+from authface_core.annotation.config import AnnotationSettings
 from authface_core.annotation.reviewers import ReviewerPolicy
 from authface_core.annotation.session import Workspace
 
 from .conftest import make_pairs_folder
+from .space import free_port
+
+LOCK_SECONDS = 3.0  # short, so that the browser test outlives a lock period
 
 
 @pytest.fixture()
-def workspace(shared_faces, tmp_path):
-    folder = make_pairs_folder(shared_faces, tmp_path / "shoot", photos=("gpen_ffhq_00006.png", "ddnm_00258.png"))
-    workspace = Workspace(tmp_path / "project")
-    report, added = workspace.ingest(next(iter(folder.values())).parent)
+def workspace(tmp_path):
+    make_pairs_folder(tmp_path / "shoot", photos=("astronaut.png", "coffee.png"))
+    workspace = Workspace(
+        tmp_path / "project", source_folders=[str(tmp_path / "shoot")], lock_seconds=LOCK_SECONDS, prefetch=False
+    )
+    report, added = workspace.ingest(str(tmp_path / "shoot"))
     assert added == 2
     yield workspace
     workspace.close()
 
 
-def test_build_demo_does_not_launch(workspace):
-    demo = build_demo(workspace, ReviewerPolicy())
+def test_build_demo_does_not_launch_and_every_callback_is_checked(workspace):
+    demo = build_demo(workspace, ReviewerPolicy(), AnnotationSettings())
     assert isinstance(demo, gr.Blocks) and not demo.is_running
+    callbacks = [block_function.fn for block_function in demo.fns.values() if block_function.fn is not None]
+    assert len(callbacks) >= 10 and all(getattr(fn, "required_role", None) for fn in callbacks)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def test_local_mode_listens_on_this_machine_only_and_serves_no_project_file(workspace):
+    options = launch_options(workspace, AnnotationSettings(port=7911), on_space=False)
+    assert (options["server_name"], options["server_port"], options["run_history"]) == ("127.0.0.1", 7911, False)
+    assert "allowed_paths" not in options
+    assert set(options["blocked_paths"]) == {str(workspace.root), *map(str, workspace.sources.values())}
+    assert launch_options(workspace, AnnotationSettings(), on_space=True)["server_name"] is None  # the Space's own
 
 
 @pytest.mark.browser
-@pytest.mark.browser
-def test_review_a_pair_with_the_keyboard_in_chromium(chromium, workspace, tmp_path):
+def test_review_a_pair_with_the_keyboard_while_the_heartbeat_keeps_the_lock(chromium, workspace):
     from playwright.sync_api import expect
 
-    demo = build_demo(workspace, ReviewerPolicy(allowed=frozenset({"ana"})))
-    port = _free_port()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        allowed_paths=[str(workspace.root)],
-    )
+    settings = AnnotationSettings(reviewers=["ana"], lock_seconds=30)
+    demo = build_demo(workspace, ReviewerPolicy.from_settings(settings, hosted=False), settings)
+    options = {**launch_options(workspace, settings, on_space=False), "server_port": free_port()}
+    demo.queue(default_concurrency_limit=4).launch(prevent_thread_lock=True, quiet=True, **options)
     screenshot = Path(tempfile.mkdtemp(prefix="annotate-browser-")) / "review-screen.png"
     try:
         page = chromium.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
-        counters = page.locator("#counters")
-        expect(counters).to_contain_text("To review 2", timeout=30_000)
-        page.locator("#reviewer-name textarea, #reviewer-name input").first.fill("ana")
+        page.goto(demo.local_url, timeout=60_000)
+        page.locator("#reviewer-name textarea, #reviewer-name input").first.fill("Ana")  # stored as "ana"
         page.locator("#start-button").click()
+        counters = page.locator("#counters")
+        expect(counters).to_contain_text("To review 2", timeout=60_000)
         expect(page.locator("#facts")).to_contain_text("Original", timeout=60_000)
         expect(page.locator("#ab-viewer img.ab-original")).to_be_visible(timeout=30_000)
+        page.locator("#caption textarea").fill("window light, 85 mm")
+        held = workspace.store.held_by("ana")
 
-        page.locator("#counters").click()  # focus out of the name field: keys are shortcuts now
+        time.sleep(2 * LOCK_SECONDS)  # studying the pair for two lock periods: the page renews the lock
+        taken = workspace.store.claim_next("ben")
+        assert taken is not None and taken != held  # ben gets the other pair, not ana's
+        workspace.store.release("ben", taken)
+
+        page.locator("#counters").click()  # focus out of the text fields: keys are shortcuts now
         page.keyboard.press("f")
         expect(page.locator("#ab-viewer")).to_have_attribute("data-side", "retouched")
         page.keyboard.press("a")
         expect(counters).to_contain_text("Accepted 1", timeout=60_000)
         expect(counters).to_contain_text("To review 1")
         expect(page.locator("#ab-viewer")).to_have_attribute("data-side", "original")  # the next pair
+        expect(page.locator("#caption textarea")).to_have_value("")  # a new pair starts blank
         page.screenshot(path=str(screenshot), full_page=True)
     finally:
         demo.close()
     print(f"screenshot: {screenshot}")
     assert screenshot.stat().st_size > 10_000
     decisions = workspace.store.decisions()
-    assert [(d.decision.reviewer, d.decision.verdict) for d in decisions] == [("ana", "accept")]
-    assert re.fullmatch(r"[0-9a-f]{16}", decisions[0].decision.pair_id)
+    assert [(d.decision.reviewer, d.decision.verdict, d.decision.caption) for d in decisions] == [
+        ("ana", "accept", "window light, 85 mm")
+    ]
+    assert decisions[0].decision.pair_id == held and re.fullmatch(r"[0-9a-f]{16}", held)

@@ -1,4 +1,4 @@
-"""Previews of real photos: screen size from a draft decode, 100% eye and mouth crops, prefetch."""
+"""Previews: screen size from a downsized decode, 100% eye and mouth crops of a real face, prefetch."""
 
 from __future__ import annotations
 
@@ -9,17 +9,16 @@ import pytest
 from PIL import Image
 
 from authface_core.annotation.ingest import sha256_file
-from authface_core.annotation.previews import SCREEN_MAX_SIDE, Prefetcher, decode_screen_preview
+from authface_core.annotation.previews import SCREEN_MAX_SIDE, Prefetcher
 from authface_core.annotation.store import PairRecord
 from authface_core.io import load_rgb
 
-from .conftest import retouch
+from .conftest import photo, retouch
 
 
-def make_portrait_pair(shared_faces, folder, width: int) -> PairRecord:
-    """A whole real photo upscaled to ``width`` (JPEG) and its retouch (PNG at the same size)."""
-    photo = Image.open(shared_faces / "whole" / "gfpgan_Blake_Lively.jpg").convert("RGB")
-    big = photo.resize((width, round(width * photo.height / photo.width)), Image.Resampling.BICUBIC)
+def make_portrait_pair(portrait: Image.Image, folder, width: int) -> PairRecord:
+    """A portrait upscaled to ``width`` (JPEG) and its retouch (PNG at the same size)."""
+    big = portrait.resize((width, round(width * portrait.height / portrait.width)), Image.Resampling.BICUBIC)
     original, retouched = folder / "portrait.jpg", folder / "portrait_retouched.png"
     big.save(original, quality=92)
     retouch(big).save(retouched, compress_level=1)
@@ -32,17 +31,24 @@ def make_portrait_pair(shared_faces, folder, width: int) -> PairRecord:
     )
 
 
-@pytest.fixture(scope="module")
-def portrait_pair(shared_faces, tmp_path_factory) -> PairRecord:
-    """A 3000-px-wide pair: large enough for crops far from the preview's scale, fast to decode."""
-    return make_portrait_pair(shared_faces, tmp_path_factory.mktemp("portrait"), 3000)
+@pytest.fixture(scope="module", params=["astronaut", "real photo"])
+def portrait_pair(request, tmp_path_factory) -> PairRecord:
+    """A 3000-px-wide pair: large enough for crops far from the preview's scale, fast to decode.
+
+    Made from scikit-image's astronaut, and from a real whole photo of ../shared/faces when present.
+    """
+    if request.param == "astronaut":
+        portrait = photo("astronaut")
+    else:
+        portrait = Image.open(request.getfixturevalue("shared_faces") / "whole" / "gfpgan_Blake_Lively.jpg")
+    return make_portrait_pair(portrait.convert("RGB"), tmp_path_factory.mktemp("portrait"), 3000)
 
 
-def test_screen_preview_of_8k_jpeg_is_screen_sized(shared_faces, tmp_path):
-    photo = Image.open(shared_faces / "whole" / "gfpgan_Blake_Lively.jpg").convert("RGB")
+def test_screen_preview_of_8k_jpeg_is_screen_sized(preview_cache, tmp_path):
     path = tmp_path / "8k.jpg"
-    photo.resize((7680, 5120), Image.Resampling.BILINEAR).save(path, quality=90)
-    preview = decode_screen_preview(path)
+    photo("astronaut").resize((7680, 5120), Image.Resampling.BILINEAR).save(path, quality=90)
+    preview = preview_cache.screen_rgb(path, sha256_file(path))
+    assert preview_cache.screen_path(path, sha256_file(path)).is_file()
     width, height = Image.open(path).size
     assert max(preview.shape[:2]) == SCREEN_MAX_SIDE
     assert preview.shape[1] / preview.shape[0] == pytest.approx(width / height, rel=0.01)

@@ -4,43 +4,35 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from authface_core.annotation.publish import PublishConfig, group_into_shards, publish
 from authface_core.annotation.store import Decision, ReviewStore
 from authface_core.errors import PublishError
 
-from .hub_standin import HubStandIn
+from .hub_standin import HubStandIn, use_standin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REPO_ID = "photo-lab/authface-pairs"
 TOKEN = "hf_standinSecretToken0123456789"
-# about two of the real pairs (1-2 MB each) per shard, so a few pairs make several shards
-SHARD_BYTES = 5_000_000
+# one to three of the test pairs (0.3-2 MB each) per shard, so six pairs make four shards
+SHARD_BYTES = 2_000_000
 
 
 @pytest.fixture()
 def hub_env(monkeypatch):
     """Point huggingface_hub at whatever stand-in the test starts: online, no Xet, a secret token."""
-    import huggingface_hub.constants as constants
-
-    def use(hub: HubStandIn) -> dict[str, str]:
-        env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN}
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        return env
-
-    return use
+    return lambda hub: use_standin(monkeypatch, hub, TOKEN)
 
 
 def decide(store: ReviewStore, verdicts: dict[str, str], reviewer: str = "ana") -> None:
@@ -62,12 +54,12 @@ def test_group_into_shards_bounds_size():
     assert group_into_shards([], 6) == []
 
 
-def test_publish_appends_and_load_dataset_reads_it_back(tmp_path, real_pairs, hub_env, caplog):
+def test_publish_appends_and_load_dataset_reads_it_back(tmp_path, pairs, hub_env, caplog):
     import datasets
 
     store = ReviewStore(tmp_path / "store.sqlite")
-    store.add_pairs(real_pairs)
-    ids = [pair.pair_id for pair in real_pairs]
+    store.add_pairs(pairs)
+    ids = [pair.pair_id for pair in pairs]
     decide(store, {ids[0]: "accept", ids[1]: "reject", ids[2]: "accept", ids[3]: "accept"})
     config = PublishConfig(repo_id=REPO_ID, max_shard_bytes=SHARD_BYTES, rows_per_group=1)
     caplog.set_level(logging.DEBUG)
@@ -87,7 +79,7 @@ def test_publish_appends_and_load_dataset_reads_it_back(tmp_path, real_pairs, hu
     assert len(hub.lfs_uploads) == uploads_before + 1
     parquet_commits = [paths for _, paths in commits if any(p.endswith(".parquet") for p in paths)]
     assert [p for paths in parquet_commits for p in paths] == first.uploaded + second.uploaded
-    assert store.counters().published == 4
+    assert store.counters(REPO_ID).published == 4
 
     # bounded shards and row groups
     for shard in sorted(repo.glob("data/*.parquet")):
@@ -101,7 +93,7 @@ def test_publish_appends_and_load_dataset_reads_it_back(tmp_path, real_pairs, hu
     )
     accepted = {pair_id for pair_id, state in store.pair_states().items() if state == "accepted"}
     assert sorted(loaded["pair_id"]) == sorted(accepted)
-    by_id = {pair.pair_id: pair for pair in real_pairs}
+    by_id = {pair.pair_id: pair for pair in pairs}
     for row in loaded:
         pair = by_id[row["pair_id"]]
         assert row["original"]["bytes"] == Path(pair.original_path).read_bytes()
@@ -112,6 +104,7 @@ def test_publish_appends_and_load_dataset_reads_it_back(tmp_path, real_pairs, hu
         assert row["reviewer"] in ("ana", "ben") and row["decided_at"].startswith("20")
     card = (repo / "README.md").read_text()
     assert "published pairs: 4" in card and "path: data/train-*.parquet" in card
+    assert "note" not in loaded.column_names  # the team's notes stay in the project by default
 
 
 def _published_state(hub: HubStandIn) -> dict[str, object]:
@@ -125,10 +118,10 @@ def _published_state(hub: HubStandIn) -> dict[str, object]:
     return state
 
 
-def test_publish_killed_half_way_resumes_to_the_same_state(tmp_path, real_pairs, hub_env):
+def test_publish_killed_half_way_resumes_to_the_same_state(tmp_path, pairs, hub_env):
     store = ReviewStore(tmp_path / "killed.sqlite")
-    store.add_pairs(real_pairs)
-    decide(store, {pair.pair_id: "accept" for pair in real_pairs[:6]})
+    store.add_pairs(pairs)
+    decide(store, {pair.pair_id: "accept" for pair in pairs[:6]})
     reference_path = tmp_path / "reference.sqlite"
     with sqlite3.connect(store.path) as source, sqlite3.connect(reference_path) as copy:
         source.backup(copy)  # the same decisions, for an uninterrupted publish
@@ -173,12 +166,12 @@ def test_publish_killed_half_way_resumes_to_the_same_state(tmp_path, real_pairs,
 
 
 @pytest.mark.parametrize("token_source", ["HF_TOKEN", "saved login"])
-def test_publish_errors_name_the_step_and_hide_the_token(tmp_path, real_pairs, hub_env, monkeypatch, token_source):
+def test_publish_errors_name_the_step_and_hide_the_token(tmp_path, pairs, hub_env, monkeypatch, token_source):
     import huggingface_hub.constants as constants
 
     store = ReviewStore(tmp_path / "store.sqlite")
-    store.add_pairs(real_pairs[:1])
-    decide(store, {real_pairs[0].pair_id: "accept"})
+    store.add_pairs(pairs[:1])
+    decide(store, {pairs[0].pair_id: "accept"})
     with HubStandIn(tmp_path / "hub") as hub:
         hub_env(hub)
         if token_source == "saved login":  # what `hf auth login` leaves behind
@@ -189,4 +182,91 @@ def test_publish_errors_name_the_step_and_hide_the_token(tmp_path, real_pairs, h
         with pytest.raises(PublishError, match="uploading data/train-00000.parquet") as raised:
             publish(store, PublishConfig(repo_id=REPO_ID))
     assert TOKEN not in str(raised.value)
-    assert store.counters().published == 0
+    assert store.counters(REPO_ID).published == 0
+
+
+def test_each_repo_has_its_own_bookkeeping(tmp_path, pairs, hub_env):
+    """Issue 10: after a publish to a mistyped repo, the right repo got "0 new shards" and a card that lied."""
+    store = ReviewStore(tmp_path / "store.sqlite")
+    store.add_pairs(pairs)
+    decide(store, {pair.pair_id: "accept" for pair in pairs[:3]})
+    mistyped, right = "photo-lab/authface-pairz", REPO_ID
+    with HubStandIn(tmp_path / "hub") as hub:
+        hub_env(hub)
+        publish(store, PublishConfig(repo_id=mistyped, max_shard_bytes=SHARD_BYTES))
+        result = publish(store, PublishConfig(repo_id=right, max_shard_bytes=SHARD_BYTES))
+        card = hub.files(right)["README.md"].decode()
+        rows = sorted(
+            row
+            for path in hub.files(right)
+            if path.endswith(".parquet")
+            for row in pq.read_table(hub.repo_dir(right) / path, columns=["pair_id"]).column(0).to_pylist()
+        )
+    assert result.uploaded and result.published_pairs == 3
+    assert rows == sorted(pair.pair_id for pair in pairs[:3])
+    assert "published pairs: 3" in card
+    assert store.counters(right).published == store.counters(mistyped).published == 3
+
+
+def test_a_file_changed_after_review_is_refused_and_reported(tmp_path, pairs, hub_env, clean_pairs_folder):
+    """Issue 10: a retouch replaced on disk after its acceptance was published under the reviewed SHA-256."""
+    folder = tmp_path / "shoot"
+    shutil.copytree(clean_pairs_folder, folder)
+    local = [
+        replace(
+            pair,
+            original_path=str(folder / Path(pair.original_path).name),
+            retouched_path=str(folder / Path(pair.retouched_path).name),
+        )
+        for pair in pairs[:3]
+    ]
+    store = ReviewStore(tmp_path / "store.sqlite")
+    store.add_pairs(local)
+    decide(store, {pair.pair_id: "accept" for pair in local})
+    changed = local[1]
+    Image.new("RGB", (32, 32), "white").save(changed.retouched_path)  # replaced after its acceptance
+    config = PublishConfig(repo_id=REPO_ID, max_shard_bytes=SHARD_BYTES)
+    with HubStandIn(tmp_path / "hub") as hub:
+        hub_env(hub)
+        first = publish(store, config)
+        again = publish(store, config)
+        published = {
+            row["pair_id"]: row
+            for path in hub.files(REPO_ID)
+            if path.endswith(".parquet")
+            for row in pq.read_table(hub.repo_dir(REPO_ID) / path).to_pylist()
+        }
+        commits = len(hub.commits)
+    assert sorted(published) == sorted(pair.pair_id for pair in local if pair is not changed)
+    for pair in local:
+        if pair is not changed:
+            assert published[pair.pair_id]["retouched"]["bytes"] == Path(pair.retouched_path).read_bytes()
+    name = Path(changed.retouched_path).name
+    assert first.refused == [(changed.pair_id, f"{name} changed on disk since it was reviewed (its SHA-256 differs)")]
+    assert again.refused == first.refused and again.uploaded == []  # reported again, nothing uploaded
+    assert commits == len(first.uploaded) + 1  # the shards and the card once: the second card is the same
+    assert store.counters(REPO_ID).published == 2 and store.pair_states()[changed.pair_id] == "accepted"
+
+
+def test_the_card_is_made_by_huggingface_hub_and_notes_are_published_only_when_asked(tmp_path, pairs, hub_env):
+    from huggingface_hub import DatasetCard
+
+    store = ReviewStore(tmp_path / "store.sqlite")
+    store.add_pairs(pairs[:1])
+    decide(store, {pairs[0].pair_id: "accept"})
+    config = PublishConfig(repo_id=REPO_ID, license="cc-by-nc-4.0", publish_notes=True)
+    with HubStandIn(tmp_path / "hub") as hub:
+        hub_env(hub)
+        publish(store, config)
+        card = DatasetCard(hub.files(REPO_ID)["README.md"].decode())
+        shard = next(path for path in hub.files(REPO_ID) if path.endswith(".parquet"))
+        notes = pq.read_table(hub.repo_dir(REPO_ID) / shard).column("note").to_pylist()
+    assert card.data.license == "cc-by-nc-4.0"
+    assert card.data.configs == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
+    ]
+    assert notes == ["ok"]
+    # a licence is one id: YAML that a user might type is refused before any card is written
+    for typed in ("mit\nprivate: false", "cc-by: 4.0", "MIT License"):
+        with pytest.raises(ValueError, match="license must be a licence id"):
+            PublishConfig(repo_id=REPO_ID, license=typed)

@@ -1,34 +1,52 @@
-"""Who may review: allow-list, Hub login on a Space, a typed name locally."""
+"""Who may do what: normalised names, roles by allow-list, hosted sign-in versus typed names."""
 
 from __future__ import annotations
 
 import pytest
 
-from authface_core.annotation.reviewers import ReviewerPolicy, resolve_reviewer
+from authface_core.annotation.config import AnnotationSettings
+from authface_core.annotation.reviewers import MEMBER, ReviewerPolicy, normalise_name
 from authface_core.errors import ReviewerNotAllowedError
 
 
+def test_names_are_normalised_once_for_case_width_and_spaces():
+    assert normalise_name("  Ana   Lima ") == "ana lima"
+    assert normalise_name("ANA") == normalise_name("ａｎａ") == normalise_name("Ana") == "ana"  # NFKC: full width
+    assert normalise_name("STRASSE") == normalise_name("straße")  # casefold, not lower
+    policy = ReviewerPolicy(reviewers=frozenset({"Ana", " BEN "}))
+    assert policy.reviewers == {"ana", "ben"}
+
+
 def test_local_names_and_allow_list():
-    assert resolve_reviewer(ReviewerPolicy(), local_name="  Ana Lima ") == "Ana Lima"
+    anyone = ReviewerPolicy()
+    assert anyone.resolve("reviewer", hub_username=None, local_name="  Ana Lima ") == "ana lima"
+    assert anyone.resolve("admin", hub_username=None, local_name="ana") == "ana"  # locally, empty lists admit
     with pytest.raises(ReviewerNotAllowedError, match="type your name"):
-        resolve_reviewer(ReviewerPolicy(), local_name=" ")
+        anyone.resolve("reviewer", hub_username=None, local_name=" ")
     with pytest.raises(ReviewerNotAllowedError, match="not a usable name"):
-        resolve_reviewer(ReviewerPolicy(), local_name="<script>")
-    team = ReviewerPolicy(allowed=frozenset({"Ana", "ben"}))
-    assert resolve_reviewer(team, local_name="ana") == "ana"
-    with pytest.raises(ReviewerNotAllowedError, match="cleo is not on the reviewers' allow-list"):
-        resolve_reviewer(team, local_name="cleo")
+        anyone.resolve("reviewer", hub_username=None, local_name="<script>")
+    team = ReviewerPolicy(reviewers=frozenset({"Ana", "ben"}), admins=frozenset({"lead"}))
+    assert team.resolve("reviewer", hub_username=None, local_name="ANA") == "ana"
+    with pytest.raises(ReviewerNotAllowedError, match="cleo may not review pairs"):
+        team.resolve("reviewer", hub_username=None, local_name="cleo")
+    with pytest.raises(ReviewerNotAllowedError, match="ana may not ingest and publish"):
+        team.resolve("admin", hub_username=None, local_name="ana")
 
 
-def test_space_requires_login_and_an_explicit_allow_list():
-    environ = {"SPACE_ID": "lab/annotate", "ANNOTATE_REVIEWERS": "ana, ben"}
-    policy = ReviewerPolicy.from_env(environ)
-    assert policy == ReviewerPolicy(allowed=frozenset({"ana", "ben"}), require_login=True)
-    assert resolve_reviewer(policy, hub_username="ben", local_name="anyone") == "ben"
-    with pytest.raises(ReviewerNotAllowedError, match="sign in"):
-        resolve_reviewer(policy, local_name="ana")  # a typed name is not a login
-    with pytest.raises(ReviewerNotAllowedError, match="allow-list"):
-        resolve_reviewer(policy, hub_username="org-member")
-    nobody = ReviewerPolicy.from_env({"SPACE_ID": "lab/annotate"})
-    with pytest.raises(ReviewerNotAllowedError, match="no reviewer allow-list is configured"):
-        resolve_reviewer(nobody, hub_username="ana")
+def test_hosted_mode_takes_the_sign_in_only_and_empty_lists_admit_nobody():
+    settings = AnnotationSettings(reviewers=["ana", "Ben"], adjudicators=["cleo"])
+    policy = ReviewerPolicy.from_settings(settings, hosted=True)
+    assert policy.resolve("reviewer", hub_username="BEN", local_name="anyone") == "ben"
+    with pytest.raises(ReviewerNotAllowedError, match="sign in with Hugging Face"):
+        policy.resolve("reviewer", hub_username=None, local_name="ana")  # a typed name is not a sign-in
+    with pytest.raises(ReviewerNotAllowedError, match="org-member may not review pairs"):
+        policy.resolve("reviewer", hub_username="org-member", local_name="")
+    with pytest.raises(ReviewerNotAllowedError, match="ana may not settle disputed pairs"):
+        policy.resolve("adjudicator", hub_username="ana", local_name="")
+    with pytest.raises(ReviewerNotAllowedError, match="nobody may ingest and publish yet: set ANNOTATE_ADMINS"):
+        policy.resolve("admin", hub_username="ana", local_name="")
+    assert policy.resolve(MEMBER, hub_username="cleo", local_name="") == "cleo"
+    assert policy.roles_of("cleo") == ["adjudicator"]
+    nobody = ReviewerPolicy(hosted=True)
+    with pytest.raises(ReviewerNotAllowedError, match="nobody may use this project yet: set ANNOTATE_REVIEWERS"):
+        nobody.resolve(MEMBER, hub_username="ana", local_name="")

@@ -1,9 +1,10 @@
-"""The workflow behind the review screen, on real photos: open, decide, undo, counters, facts."""
+"""The workflow behind the review screen: open, decide, undo, counters, facts, uploads, sources, hand-out files."""
 
 from __future__ import annotations
 
 import pytest
 
+from authface_core.annotation.ingest import sha256_file
 from authface_core.annotation.publish import PublishResult
 from authface_core.annotation.session import (
     Workspace,
@@ -11,16 +12,16 @@ from authface_core.annotation.session import (
     ingest_report_markdown,
     publish_report_markdown,
 )
-from authface_core.errors import DecisionRefusedError
+from authface_core.errors import DecisionRefusedError, PairingError
 
-from .conftest import make_pairs_folder
+from .conftest import make_pairs_folder, photo, retouch
 
 
 @pytest.fixture()
-def workspace(shared_faces, tmp_path):
-    make_pairs_folder(shared_faces, tmp_path / "shoot", photos=("gpen_ffhq_00006.png", "ddnm_00258.png"))
-    workspace = Workspace(tmp_path / "project", prefetch=False)
-    workspace.report, _ = workspace.ingest(tmp_path / "shoot")
+def workspace(tmp_path):
+    make_pairs_folder(tmp_path / "shoot", photos=("astronaut.png", "coffee.png"))
+    workspace = Workspace(tmp_path / "project", source_folders=[str(tmp_path / "shoot")], prefetch=False)
+    workspace.report, _ = workspace.ingest(str(tmp_path / "shoot"))
     yield workspace
     workspace.close()
 
@@ -43,6 +44,20 @@ def test_open_decide_undo_and_counters(workspace):
     assert workspace.reviewer_table() == [["ana", 0, 1, 0, "–"]]
 
 
+def test_previews_and_crops_are_handed_out_outside_the_project(workspace):
+    view = workspace.open_next("ana")
+    for handed in (view.original_preview, view.retouched_preview):
+        assert not handed.is_relative_to(workspace.root)
+    pair = workspace.store.pair(view.pair_id)
+    cached = workspace.cache.screen_path(pair.original_path, pair.original_sha256)
+    assert view.original_preview.read_bytes() == cached.read_bytes()
+    crops = workspace.crops("ana", view.pair_id)
+    assert crops.problem is None and crops.crops  # the astronaut's face
+    assert all(not path.is_relative_to(workspace.root) for c in crops.crops for path in (c.original, c.retouched))
+    with pytest.raises(DecisionRefusedError, match="not open on ben's screen"):
+        workspace.crops("ben", view.pair_id)  # crops only of the pair on one's own screen
+
+
 def test_empty_screen_says_why(workspace):
     first, second = workspace.open_next("ana"), workspace.open_next("ben")
     assert workspace.open_next("cleo") is None
@@ -56,30 +71,80 @@ def test_reports_read_well(workspace):
     text = ingest_report_markdown(workspace.report, 2)
     assert text.startswith("**2 pairs found, 2 new.**")
     assert facts_markdown({}) == "_No facts recorded for this pair._"
-    result = PublishResult(uploaded=["data/train-00001.parquet"], already_there=[], published_pairs=7)
+    result = PublishResult(
+        "lab/pairs", uploaded=["data/train-00001.parquet"], published_pairs=7, refused=[("ab12", "x.tif changed")]
+    )
     assert publish_report_markdown(result) == (
-        "Uploaded 1 new shard(s); 0 found already there; 7 pairs published in total."
+        "**lab/pairs**: uploaded 1 new shard(s); 0 found already there; 7 pairs published in total.\n"
+        "\n**Not published: files changed since review** (1)\n- pair ab12: x.tif changed"
     )
 
 
-def test_workspace_from_the_environment(tmp_path):
-    environ = {"ANNOTATE_ROOT": str(tmp_path / "space-data"), "ANNOTATE_OVERLAP": "2"}
-    workspace = Workspace.from_env(environ=environ)
+def test_only_configured_source_folders_are_ingested(workspace, tmp_path):
+    make_pairs_folder(tmp_path / "elsewhere", photos=("chelsea.png",))
+    for named in (str(tmp_path / "elsewhere"), "/etc", "../shoot", str(tmp_path)):
+        with pytest.raises(PairingError, match="is not one of this project's source folders"):
+            workspace.ingest(named)
+    assert workspace.store.counters().total == 2
+
+
+def test_uploads_never_overwrite_and_never_pair_across_uploads(workspace, tmp_path):
+    """Issue 10: uploads overwrote uploads/<name>, and a new original was paired with an older, unrelated retouch."""
+    first_batch = tmp_path / "first"
+    make_pairs_folder(first_batch, photos=("chelsea.png",))
+    report, added = workspace.ingest_uploads(sorted(first_batch.iterdir()))
+    assert added == 1
+    old_files = {path: sha256_file(path) for path in (workspace.root / "uploads").rglob("*") if path.is_file()}
+    # the photographer uploads a new, different chelsea.png alone
+    second_batch = tmp_path / "second"
+    second_batch.mkdir()
+    retouch(retouch(photo("chelsea"))).save(second_batch / "chelsea.png")
+    report, added = workspace.ingest_uploads([second_batch / "chelsea.png"])
+    assert added == 0 and report.pairs == []
+    assert [path.rsplit("/", 1)[-1] for path in report.unmatched] == ["chelsea.png"]  # listed, not paired
+    assert {path: sha256_file(path) for path in old_files} == old_files  # the first upload untouched
+    uploads = sorted(
+        p.relative_to(workspace.root / "uploads").parts for p in (workspace.root / "uploads").rglob("*.png")
+    )
+    assert len(uploads) == 2 and uploads[0][0] != uploads[1][0]  # one folder per upload
+    # the same files uploaded again: the same folder, nothing copied twice, the same pair
+    report, added = workspace.ingest_uploads(sorted(first_batch.iterdir()))
+    assert added == 0 and len(report.pairs) == 1
+    assert len(list((workspace.root / "uploads").rglob("*.*"))) == 3
+
+
+def test_two_files_of_one_upload_with_the_same_name_both_kept(workspace, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    photo("coffee").save(tmp_path / "a" / "x.png")
+    photo("rocket").save(tmp_path / "b" / "x.png")
+    report, _ = workspace.ingest_uploads([tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"])
+    kept = sorted(p.name for p in (workspace.root / "uploads").rglob("*.png"))
+    assert kept == ["x (2).png", "x.png"]
+    assert sorted(path.rsplit("/", 1)[-1] for path in report.unmatched) == kept
+
+
+def test_workspace_from_settings(tmp_path):
+    from authface_core.annotation.config import AnnotationSettings
+
+    settings = AnnotationSettings(root=str(tmp_path / "space-data"), overlap=2, lock_seconds=120, repo_id="lab/pairs")
+    workspace = Workspace.from_settings(settings, prefetch=False)
     assert workspace.root == tmp_path / "space-data" and workspace.store.overlap == 2
+    assert workspace.store.lock_seconds == 120 and workspace.repo_id == "lab/pairs"
     workspace.close()
-    workspace = Workspace.from_env(tmp_path / "given", environ=environ)  # the command line's folder wins
-    assert workspace.root == tmp_path / "given"
-    workspace.close()
-    with pytest.raises(ValueError, match="ANNOTATE_OVERLAP must be a whole number.*'two'"):
-        Workspace.from_env(tmp_path, environ={"ANNOTATE_OVERLAP": "two"})
 
 
-def test_uploaded_files_are_copied_byte_for_byte_and_ingested(workspace, tmp_path):
-    shoot = tmp_path / "shoot"
-    uploads = [shoot / "ddnm_00258.png", shoot / "ddnm_00258_retouched.tif"]
-    report, added = workspace.ingest_uploads(uploads)
-    assert added == 0  # the same two files as an ingested pair: the same pair id
-    copied = workspace.root / "uploads"
-    assert sorted(path.name for path in copied.iterdir()) == ["ddnm_00258.png", "ddnm_00258_retouched.tif"]
-    assert all((copied / path.name).read_bytes() == path.read_bytes() for path in uploads)
-    assert [pair.retouched_path for pair in report.pairs] == [str(copied / "ddnm_00258_retouched.tif")]
+def test_hand_out_keeps_only_the_most_recent_files(tmp_path):
+    from authface_core.annotation.session import HandOut
+
+    hand_out = HandOut(keep=2)
+    try:
+        for index in range(4):
+            (tmp_path / f"{index}.jpg").write_bytes(bytes([index]) * 10)
+            handed = hand_out.file(tmp_path / f"{index}.jpg", f"preview-{index}.jpg")
+            assert handed.read_bytes() == bytes([index]) * 10 and handed.parent == hand_out.folder
+            hand_out.file(tmp_path / "0.jpg", "preview-0.jpg")  # the first one, handed out again each time
+        assert sorted(path.name for path in hand_out.folder.iterdir()) == ["preview-0.jpg", "preview-3.jpg"]
+    finally:
+        hand_out.close()
+    assert not hand_out.folder.exists()

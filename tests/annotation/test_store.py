@@ -1,9 +1,13 @@
-"""The review store: locks, overlap and adjudication, undo, concurrency, and crash safety (SIGKILL)."""
+"""The review store: locks and their heartbeat, overlap and adjudication, undo, concurrency, crash safety (SIGKILL).
+
+All on the pairs made from scikit-image's photos, so a fresh clone checks every invariant.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,9 +23,9 @@ from authface_core.errors import DecisionRefusedError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def many_pairs(real_pairs, copies: int):
-    """The real pairs repeated under distinct ids, for tests that need more decisions than photos."""
-    return [replace(pair, pair_id=f"{pair.pair_id}-{copy}") for copy in range(copies) for pair in real_pairs]
+def many_pairs(pairs, copies: int):
+    """The pairs repeated under distinct ids, for tests that need more decisions than photos."""
+    return [replace(pair, pair_id=f"{pair.pair_id}-{copy}") for copy in range(copies) for pair in pairs]
 
 
 class FakeClock:
@@ -40,10 +44,10 @@ def test_resolve_verdict():
     assert resolve_verdict(["accept", "reject"], "reject", 2) == "rejected"
 
 
-def test_locks_expire_and_are_exclusive(tmp_path, real_pairs):
+def test_locks_expire_and_are_exclusive(tmp_path, pairs):
     clock = FakeClock()
     store = ReviewStore(tmp_path / "s.sqlite", lock_seconds=60, clock=clock)
-    store.add_pairs(real_pairs[:2])
+    store.add_pairs(pairs[:2])
     first = store.claim_next("ana")
     assert store.claim_next("ana") == first  # a reloaded page gets its pair back
     second = store.claim_next("ben")
@@ -56,9 +60,9 @@ def test_locks_expire_and_are_exclusive(tmp_path, real_pairs):
     assert store.claim_next("cleo") == first
 
 
-def test_a_held_pair_comes_back_only_in_its_own_queue(tmp_path, real_pairs):
+def test_a_held_pair_comes_back_only_in_its_own_queue(tmp_path, pairs):
     store = ReviewStore(tmp_path / "s.sqlite", overlap=2)
-    store.add_pairs(real_pairs[:2])
+    store.add_pairs(pairs[:2])
     disputed = store.claim_next("ana")
     store.record(Decision(pair_id=disputed, reviewer="ana", verdict="accept"))
     assert store.claim_next("ben") == disputed
@@ -73,8 +77,71 @@ def test_a_held_pair_comes_back_only_in_its_own_queue(tmp_path, real_pairs):
         store.claim_next("dan", queue="later")
 
 
-def test_decisions_are_idempotent_and_undo_keeps_history(store, real_pairs):
-    store.add_pairs(real_pairs)
+def test_an_open_page_keeps_its_pair_by_heartbeat(tmp_path, pairs):
+    clock = FakeClock()
+    store = ReviewStore(tmp_path / "s.sqlite", lock_seconds=60, clock=clock)
+    store.add_pairs(pairs[:2])
+    studied = store.claim_next("ana")
+    for _ in range(5):  # ana studies the pair for 5 minutes, her page renewing the lock every 50 s
+        clock.now += 50
+        assert store.renew("ana", studied)
+    assert store.claim_next("ben") != studied
+    store.record(Decision(pair_id=studied, reviewer="ana", verdict="accept", caption="kept"))
+    assert store.final_decision(studied).decision.caption == "kept"
+
+
+def test_a_lost_lock_is_taken_back_only_when_nobody_else_has_the_pair(tmp_path, pairs):
+    clock = FakeClock()
+    store = ReviewStore(tmp_path / "s.sqlite", lock_seconds=60, clock=clock)
+    store.add_pairs(pairs[:2])
+    first = store.claim_next("ana")
+    clock.now += 61  # the laptop slept: no heartbeat
+    assert store.renew("ana", first)  # nobody took it: hers again
+    clock.now += 61
+    assert store.claim_next("ben") == first  # ben took it while ana's page was away
+    assert not store.renew("ana", first)
+    with pytest.raises(DecisionRefusedError, match="being reviewed by ben"):
+        store.record(Decision(pair_id=first, reviewer="ana", verdict="accept"))
+    store.record(Decision(pair_id=first, reviewer="ben", verdict="accept"))
+    assert not store.renew("ana", first)  # settled: nothing left to renew
+
+
+def test_reviewer_names_reach_the_store_normalised(store, pairs):
+    store.add_pairs(pairs[:1])
+    for name in ("Ana", " ana", "ＡＮＡ", ""):
+        with pytest.raises(ValueError, match="normalised name"):
+            store.claim_next(name)
+        with pytest.raises(ValueError, match="normalised name"):
+            Decision(pair_id=pairs[0].pair_id, reviewer=name, verdict="accept")
+
+
+def test_one_decision_per_person_and_pair_and_no_self_adjudication(tmp_path, pairs):
+    store = ReviewStore(tmp_path / "s.sqlite", overlap=2)
+    store.add_pairs(pairs[:1])
+    pair_id = pairs[0].pair_id
+    store.record(Decision(pair_id=pair_id, reviewer="ana", verdict="accept"))
+    with pytest.raises(DecisionRefusedError, match="ana already decided"):
+        store.record(Decision(pair_id=pair_id, reviewer="ana", verdict="accept"))  # a second vote to settle it alone
+    store.record(Decision(pair_id=pair_id, reviewer="ben", verdict="reject"))
+    assert store.counters().disputed == 1
+    assert store.claim_next("ana", queue="adjudication") is None  # her own dispute is not offered to her
+    with pytest.raises(DecisionRefusedError, match="ana reviewed pair .*another adjudicator must settle it"):
+        store.record(Decision(pair_id=pair_id, reviewer="ana", verdict="accept", role="adjudication"))
+    assert store.claim_next("cleo", queue="adjudication") == pair_id
+    store.record(Decision(pair_id=pair_id, reviewer="cleo", verdict="reject", role="adjudication"))
+    assert store.pair_states() == {pair_id: "rejected"}
+    # the database itself holds the rule: a second active decision cannot be written even by hand
+    with sqlite3.connect(store.path) as connection, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        connection.execute(
+            "INSERT INTO decisions(decision_id, pair_id, reviewer, verdict, role, tags, caption, note, decided_at)"
+            " VALUES ('x', ?, 'ana', 'reject', 'review', '[]', '', '', 0)",
+            (pair_id,),
+        )
+    assert store.check_consistency() == []
+
+
+def test_decisions_are_idempotent_and_undo_keeps_history(store, pairs):
+    store.add_pairs(pairs)
     pair_id = store.claim_next("ana")
     decision = Decision(pair_id=pair_id, reviewer="ana", verdict="accept", tags=("makeup", "lighting"))
     store.record(decision)
@@ -93,17 +160,17 @@ def test_decisions_are_idempotent_and_undo_keeps_history(store, real_pairs):
     assert store.check_consistency() == []
 
 
-def test_skipped_pairs_come_last(store, real_pairs):
-    store.add_pairs(real_pairs[:3])
+def test_skipped_pairs_come_last(store, pairs):
+    store.add_pairs(pairs[:3])
     first = store.claim_next("ana")
     store.record(Decision(pair_id=first, reviewer="ana", verdict="skip"))
     assert store.claim_next("ana") != first
     assert store.counters().to_review == 3
 
 
-def test_overlap_disagreement_goes_to_adjudication(tmp_path, real_pairs):
+def test_overlap_disagreement_goes_to_adjudication(tmp_path, pairs):
     store = ReviewStore(tmp_path / "s.sqlite", overlap=2)
-    store.add_pairs(real_pairs[:1])
+    store.add_pairs(pairs[:1])
     pair_id = store.claim_next("ana")
     store.record(Decision(pair_id=pair_id, reviewer="ana", verdict="accept"))
     assert store.claim_next("ana") is None  # ana cannot review it twice
@@ -119,9 +186,9 @@ def test_overlap_disagreement_goes_to_adjudication(tmp_path, real_pairs):
     assert (stats["ana"].compared, stats["ana"].agreed, stats["ana"].agreement) == (1, 0, 0.0)
 
 
-def test_two_reviewer_threads_never_share_a_pair(tmp_path, real_pairs):
+def test_two_reviewer_threads_never_share_a_pair(tmp_path, pairs):
     store = ReviewStore(tmp_path / "s.sqlite")
-    pairs = many_pairs(real_pairs, 4)
+    pairs = many_pairs(pairs, 4)
     store.add_pairs(pairs)
     claimed: dict[str, list[str]] = {"ana": [], "ben": []}
     errors = []
@@ -159,10 +226,10 @@ def _worker(store_path: Path, reviewer: str, *extra: str) -> subprocess.Popen:
     )
 
 
-def test_two_reviewer_processes_with_overlap_lose_nothing(tmp_path, real_pairs):
+def test_two_reviewer_processes_with_overlap_lose_nothing(tmp_path, pairs):
     path = tmp_path / "s.sqlite"
     store = ReviewStore(path, overlap=2)
-    pairs = many_pairs(real_pairs, 3)
+    pairs = many_pairs(pairs, 3)
     store.add_pairs(pairs)
     workers = {name: _worker(path, name, "--overlap", "2") for name in ("ana", "ben")}
     outputs = {name: worker.communicate(timeout=120)[0].splitlines() for name, worker in workers.items()}
@@ -184,10 +251,10 @@ def test_two_reviewer_processes_with_overlap_lose_nothing(tmp_path, real_pairs):
     assert store.check_consistency() == []
 
 
-def test_sigkill_while_recording_loses_no_acknowledged_decision(tmp_path, real_pairs):
+def test_sigkill_while_recording_loses_no_acknowledged_decision(tmp_path, pairs):
     path = tmp_path / "s.sqlite"
     store = ReviewStore(path)
-    pairs = many_pairs(real_pairs, 30)  # more than the worker can decide before the kill
+    pairs = many_pairs(pairs, 30)  # more than the worker can decide before the kill
     store.add_pairs(pairs)
     worker = _worker(path, "ana")
     acknowledged = []

@@ -94,8 +94,56 @@ def test_model_defaults_to_environment_variable(monkeypatch, tiny_checkpoint):
     assert load_pipeline(device="cpu").is_smoke_test_model
 
 
-def test_low_memory_enables_slicing_and_tiling(tiny_checkpoint, small_face):
-    pipe = load_pipeline(str(tiny_checkpoint), device="cpu", low_memory=True)
-    assert pipe.vae.use_slicing and pipe.vae.use_tiling
-    images = pipe(small_face[None], num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images
-    assert images.shape == (1, 64, 64, 3) and images.dtype == np.uint8
+def test_pickle_weights_load_only_when_allowed_and_with_a_warning(tiny_checkpoint, tmp_path, caplog):
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    torch.save(state, weights.with_suffix(".bin"))
+    weights.unlink()
+    with pytest.raises(CheckpointNotFoundError, match="unet"):
+        load_pipeline(str(folder), device="cpu")
+    with caplog.at_level("WARNING", logger="authface_core.pipeline.loading"):
+        pipe = load_pipeline(str(folder), device="cpu", allow_pickle=True)
+    warnings = [r.getMessage() for r in caplog.records if "pickle" in r.getMessage()]
+    assert len(warnings) == 1 and str(folder / "unet") in warnings[0]
+    assert all(torch.equal(pipe.unet.state_dict()[name], tensor) for name, tensor in state.items())
+
+
+def _attention_processors(pipe) -> set[str]:
+    return {type(p).__name__ for model in (pipe.unet, pipe.controlnet) for p in model.attn_processors.values()}
+
+
+def test_memory_presets_keep_sdpa_and_slice_the_vae(tiny_checkpoint, small_face):
+    full = load_pipeline(str(tiny_checkpoint), device="cpu")
+    assert not full.vae.use_slicing and _attention_processors(full) == {"AttnProcessor2_0"}
+    low = load_pipeline(str(tiny_checkpoint), device="cpu", memory="12gb")
+    assert low.vae.use_slicing and low.vae.use_tiling and _attention_processors(low) == {"AttnProcessor2_0"}
+    faces = np.stack([small_face, small_face[:, ::-1]])
+    same = [
+        pipe(faces, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images for pipe in (full, low)
+    ]
+    difference = np.abs(same[0].astype(int) - same[1].astype(int))  # slicing decodes one face at a time
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01  # the same, up to float rounding
+    sliced = load_pipeline(str(tiny_checkpoint), device="cpu", attention_slicing=True)
+    assert _attention_processors(sliced) == {"SlicedAttnProcessor"}  # only when asked
+    with pytest.raises(ValueError, match="memory must be one of full, 12gb, 8gb"):
+        load_pipeline(str(tiny_checkpoint), device="cpu", memory="4gb")
+
+
+@pytest.mark.parametrize("memory, expected", [("full", "to"), ("12gb", "model"), ("8gb", "sequential")])
+def test_memory_presets_offload_on_cuda(tiny_pipe, monkeypatch, memory, expected):
+    """Which placement each preset asks diffusers for on a CUDA device (recorded, so no GPU is needed)."""
+    from authface_core.pipeline.loading import apply_memory_preset
+
+    calls = []
+    monkeypatch.setattr(tiny_pipe, "to", lambda device: calls.append(("to", device.type)))
+    monkeypatch.setattr(tiny_pipe, "enable_model_cpu_offload", lambda device: calls.append(("model", device.type)))
+    monkeypatch.setattr(
+        tiny_pipe, "enable_sequential_cpu_offload", lambda device: calls.append(("sequential", device.type))
+    )
+    monkeypatch.setattr(tiny_pipe.vae, "use_slicing", False)
+    apply_memory_preset(tiny_pipe, torch.device("cuda"), memory)
+    assert calls == [(expected, "cuda")] and tiny_pipe.vae.use_slicing == (memory != "full")

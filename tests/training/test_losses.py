@@ -1,4 +1,5 @@
-"""The time-aware latent facial feature loss: w(t), Gram/style loss, region crops, gradient flow."""
+"""The time-aware latent facial feature loss: w(t) and its t convention, Gram/style loss, R1, region crops, the
+balance of the terms, gradient flow, and what a Stage II step feeds the ControlNet."""
 
 from __future__ import annotations
 
@@ -10,17 +11,16 @@ from scipy import integrate
 
 from authface_core.training.losses import (
     FacialDiscriminators,
-    FacialLossConfig,
-    TimeWeightConfig,
     crop_regions,
     discriminator_loss,
     facial_feature_loss,
     gram_matrix,
     logit_normal_weight,
-    predict_clean_latents,
+    r1_penalty,
     style_loss,
     time_weight,
 )
+from authface_core.training.settings import DiffusionLossSettings, FacialLossSettings
 
 SETTINGS = [(0.0, 1.0), (0.0, 0.5), (0.0, 1.4), (0.8, 1.0), (-1.5, 0.7)]
 
@@ -56,26 +56,33 @@ def test_time_weight_median_is_sigmoid_m_and_mode_solves_its_equation(m, s):
 
 def test_time_weight_over_discrete_timesteps_averages_one_and_favours_the_middle():
     timesteps = torch.arange(1000)
-    weights = time_weight(timesteps, 1000, TimeWeightConfig())
+    weights = time_weight(timesteps, 1000)
     assert float(weights.mean()) == pytest.approx(1.0, abs=1e-3)  # same average as the constant ablation
     assert weights[500] > weights[100] > weights[10] and weights[500] > weights[900] > weights[990]
-    constant = time_weight(timesteps, 1000, TimeWeightConfig(schedule="constant"))
-    assert torch.equal(constant, torch.ones(1000))
+    assert torch.equal(time_weight(timesteps, 1000, "constant"), torch.ones(1000))
+    with pytest.raises(ValueError, match="schedule"):
+        time_weight(timesteps, 1000, "cosine")
 
 
-@pytest.mark.parametrize(
-    "changes, field", [({"s": 0.0}, "s"), ({"m": float("nan")}, "m"), ({"schedule": "cosine"}, "schedule")]
-)
-def test_time_weight_config_rejects_invalid_values(changes, field):
-    with pytest.raises(ValueError, match=field):
-        TimeWeightConfig(**changes)
+@pytest.mark.parametrize("m", [1.0, -0.6])
+def test_t_grows_with_the_ddpm_index_so_m_moves_the_median_index_to_sigmoid_m(m):
+    """t = (index + 0.5) / T, larger t noisier (as in SD3): half the weight lies below index T * sigmoid(m)."""
+    weights = time_weight(torch.arange(1000), 1000, m=m, s=1.0).double()
+    median_index = int(torch.searchsorted(weights.cumsum(0) / weights.sum(), 0.5))
+    assert median_index == pytest.approx(1000 / (1 + math.exp(-m)), abs=2)
 
 
-def test_facial_loss_config_rejects_invalid_values():
-    with pytest.raises(ValueError, match="style_weight"):
-        FacialLossConfig(style_weight=-1.0)
-    with pytest.raises(ValueError, match="eyes_crop"):
-        FacialLossConfig(eyes_crop=(2, 8))
+def test_documented_snr_of_the_time_weight_convention():
+    """losses.py and the time_weight_m help: index 500 has SNR 0.38; SNR 1 sits at index 354, m = -0.60."""
+    from diffusers import DDPMScheduler
+
+    from authface_core.pipeline.tiny import SDXL_SCHEDULER_CONFIG
+
+    alpha_bar = DDPMScheduler(**SDXL_SCHEDULER_CONFIG).alphas_cumprod.double()
+    snr = alpha_bar / (1 - alpha_bar)
+    assert float(snr[500]) == pytest.approx(0.38, abs=0.005)
+    snr_one = int((snr - 1).abs().argmin())
+    assert snr_one == 354 and math.log((snr_one + 0.5) / (1000 - snr_one - 0.5)) == pytest.approx(-0.60, abs=0.005)
 
 
 def test_gram_matrix_matches_its_definition():
@@ -83,6 +90,21 @@ def test_gram_matrix_matches_its_definition():
     flat = features.reshape(2, 3, 20)
     expected = torch.einsum("bci,bdi->bcd", flat, flat) / (3 * 4 * 5)
     torch.testing.assert_close(gram_matrix(features), expected)
+
+
+def test_style_loss_is_the_mean_absolute_gram_difference():
+    """GFPGAN's component style loss: an L1 distance between normalised Gram matrices, per sample and level."""
+    generator = torch.Generator().manual_seed(7)
+    a = [torch.randn(2, 8, 6, 6, generator=generator), torch.randn(2, 16, 3, 3, generator=generator)]
+    b = [torch.randn(2, 8, 6, 6, generator=generator), torch.randn(2, 16, 3, 3, generator=generator)]
+    expected = []
+    for p, t in zip(a, b, strict=True):
+        flat_p, flat_t = p.flatten(2), t.flatten(2)
+        size = p[0].numel()
+        gram_p = torch.einsum("bci,bdi->bcd", flat_p, flat_p) / size
+        gram_t = torch.einsum("bci,bdi->bcd", flat_t, flat_t) / size
+        expected.append((gram_p - gram_t).abs().flatten(1).mean(dim=1))
+    torch.testing.assert_close(style_loss(a, b), torch.stack(expected).mean(dim=0))
 
 
 def test_style_loss_is_zero_for_identical_inputs_and_positive_otherwise():
@@ -109,57 +131,59 @@ def test_crop_regions_samples_the_box_on_the_latent_grid():
     assert torch.equal(crop[0, 0, 0], crop[0, 0, 3])  # rows differ only in y, along which values are constant
 
 
-def test_predict_clean_latents_inverts_add_noise():
-    from diffusers import DDPMScheduler
-
-    from authface_core.pipeline.tiny import SDXL_SCHEDULER_CONFIG
-
-    scheduler = DDPMScheduler(**SDXL_SCHEDULER_CONFIG)
-    generator = torch.Generator().manual_seed(2)
-    clean, noise = torch.randn(3, 4, 8, 8, generator=generator), torch.randn(3, 4, 8, 8, generator=generator)
-    timesteps = torch.tensor([10, 500, 990])
-    noisy = scheduler.add_noise(clean, noise, timesteps)
-    recovered = predict_clean_latents(noisy, noise, timesteps, scheduler.alphas_cumprod, "epsilon")
-    torch.testing.assert_close(recovered, clean, atol=1e-4, rtol=1e-4)
-    velocity = scheduler.get_velocity(clean, noise, timesteps)
-    recovered_v = predict_clean_latents(noisy, velocity, timesteps, scheduler.alphas_cumprod, "v_prediction")
-    torch.testing.assert_close(recovered_v, clean, atol=1e-4, rtol=1e-4)
-    with pytest.raises(ValueError, match="prediction_type"):
-        predict_clean_latents(noisy, noise, timesteps, scheduler.alphas_cumprod, "flow")
+def test_r1_penalty_is_the_squared_input_gradient_of_the_discriminator():
+    """For D(x) = <w, x> the gradient is w whatever x, so the penalty is |w|^2 per sample, summed over inputs."""
+    generator = torch.Generator().manual_seed(8)
+    w1, w2 = torch.randn(4, 3, 5, generator=generator), torch.randn(4, 2, 2, generator=generator)
+    x1 = torch.randn(6, 4, 3, 5, generator=generator, requires_grad=True)
+    x2 = torch.randn(6, 4, 2, 2, generator=generator, requires_grad=True)
+    logits = [(x1 * w1).flatten(1).sum(1), (x2 * w2).flatten(1).sum(1)]
+    penalty = r1_penalty(logits, [x1, x2])
+    torch.testing.assert_close(penalty, w1.pow(2).sum() + w2.pow(2).sum())
 
 
-@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
-def test_diffusion_target_is_what_predict_clean_latents_inverts(prediction_type):
-    from diffusers import DDPMScheduler
-
-    from authface_core.pipeline.tiny import SDXL_SCHEDULER_CONFIG
-    from authface_core.training.common import add_training_noise, diffusion_target
-
-    scheduler = DDPMScheduler(**{**SDXL_SCHEDULER_CONFIG, "prediction_type": prediction_type})
-    generator = torch.Generator().manual_seed(6)
-    clean = torch.randn(3, 4, 8, 8, generator=generator)
-    noise, timesteps, noisy = add_training_noise(scheduler, clean, generator)
-    assert timesteps.shape == (3,) and 0 <= int(timesteps.min()) and int(timesteps.max()) < 1000
-    target = diffusion_target(scheduler, clean, noise, timesteps)
-    recovered = predict_clean_latents(noisy, target, timesteps, scheduler.alphas_cumprod, prediction_type)
-    torch.testing.assert_close(recovered, clean, atol=1e-4, rtol=1e-4)
+def test_discriminator_loss_adds_r1_and_it_trains_the_discriminators():
+    generator = torch.Generator().manual_seed(9)
+    predicted, target = torch.randn(2, 4, 8, 8, generator=generator), torch.randn(2, 4, 8, 8, generator=generator)
+    boxes = torch.tensor([[[12.0, 20.0, 52.0, 32.0], [22.0, 40.0, 42.0, 52.0]]]).repeat(2, 1, 1)
+    discriminators = FacialDiscriminators(in_channels=4, channels=(8, 16))
+    plain = discriminator_loss(predicted, target, boxes, 64, torch.ones(2), discriminators)
+    assert plain.r1 is None and torch.equal(plain.total.detach(), plain.adversarial)
+    with_r1 = discriminator_loss(predicted, target, boxes, 64, torch.ones(2), discriminators, r1_gamma=10.0)
+    assert float(with_r1.r1) > 0
+    torch.testing.assert_close(with_r1.total.detach(), with_r1.adversarial + 5.0 * with_r1.r1)
+    r1_only = torch.autograd.grad(with_r1.total - plain.total, list(discriminators.parameters()), allow_unused=True)
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in r1_only)  # the penalty reaches the weights
 
 
-def test_diffusion_target_rejects_an_unknown_prediction_type():
-    from types import SimpleNamespace
+def test_each_facial_term_is_within_the_documented_band_of_the_diffusion_loss():
+    """losses.py's band: at initialisation on SDXL-shaped latents, each weighted facial term's gradient on x0_hat
+    is 1/100 to 1/2 of the diffusion loss's (the old squared Gram loss was 4e-7 of it)."""
+    bench = _load_bench("loss_balance")
+    low, high = bench.BAND
+    assert (low, high) == (1 / 100, 1 / 2)
+    for seed in range(2):
+        norms = bench.gradient_norms(FacialLossSettings(), seed)
+        for term in ("style", "adversarial"):
+            assert low <= norms[term] / norms["diffusion"] <= high, (seed, term, norms)
 
-    from authface_core.training.common import diffusion_target
 
-    scheduler = SimpleNamespace(config=SimpleNamespace(prediction_type="flow"))
-    with pytest.raises(ValueError, match="'flow'"):
-        diffusion_target(scheduler, torch.zeros(1), torch.zeros(1), torch.zeros(1, dtype=torch.long))
+def _load_bench(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def stage2_setup():
     from authface_core.pipeline.pipeline_authface_sdxl import encode_sdxl_prompts
     from authface_core.pipeline.tiny import build_tiny_components
-    from authface_core.training.common import freeze
+    from authface_core.training.run import freeze
     from authface_core.training.train_controlnet import Stage2Models, new_controlnet
 
     components = build_tiny_components(seed=0)
@@ -204,13 +228,12 @@ def test_gradients_reach_the_controlnet_and_discriminators_never_the_frozen_part
 
     models, components = stage2_setup
     discriminators = FacialDiscriminators(in_channels=4, channels=(8, 16))
-    config = FacialLossConfig(adversarial_weight=0.5)
     losses = stage2_losses(
         models,
         _batch(),
         discriminators=discriminators,
-        loss_config=config,
-        facial_loss_weight=1.0,
+        facial=FacialLossSettings(facial_loss_weight=1.0, adversarial_loss_weight=0.5),
+        diffusion=DiffusionLossSettings(),
         weight_dtype=torch.float32,
         generator=torch.Generator().manual_seed(4),
     )
@@ -235,8 +258,7 @@ def test_gradients_reach_the_controlnet_and_discriminators_never_the_frozen_part
         64,
         losses.weights,
         discriminators,
-        config,
-    )
+    ).total
     d_loss.backward()
     assert all(g is not None and float(g.abs().sum()) > 0 for g in _grads(discriminators))
     assert all(
@@ -252,15 +274,66 @@ def test_facial_loss_is_weighted_per_sample_by_time(stage2_setup):
     generator = torch.Generator().manual_seed(5)
     predicted, target = torch.randn(2, 4, 8, 8, generator=generator), torch.randn(2, 4, 8, 8, generator=generator)
     boxes = _batch()["region_boxes"]
-    config = FacialLossConfig()
-    full = facial_feature_loss(predicted, target, boxes, 64, torch.ones(2), discriminators, config).total
-    first_only = facial_feature_loss(
-        predicted, target, boxes, 64, torch.tensor([2.0, 0.0]), discriminators, config
-    ).total
-    second_only = facial_feature_loss(
-        predicted, target, boxes, 64, torch.tensor([0.0, 2.0]), discriminators, config
-    ).total
+    weights = {"style_weight": 200.0, "adversarial_weight": 1.0}
+
+    def loss(pred, time_weights):
+        return facial_feature_loss(pred, target, boxes, 64, time_weights, discriminators, **weights)
+
+    full = loss(predicted, torch.ones(2)).total
+    first_only = loss(predicted, torch.tensor([2.0, 0.0])).total
+    second_only = loss(predicted, torch.tensor([0.0, 2.0])).total
     torch.testing.assert_close(first_only + second_only, 2 * full)
     assert not torch.isclose(first_only, second_only)
-    assert float(facial_feature_loss(target, target, boxes, 64, torch.ones(2), discriminators, config).style) == 0.0
-    assert float(facial_feature_loss(predicted, target, boxes, 64, torch.ones(2), discriminators, config).style) > 0.0
+    assert float(loss(target, torch.ones(2)).style) == 0.0 and float(loss(predicted, torch.ones(2)).style) > 0.0
+
+
+def test_stage2_step_feeds_the_controlnet_and_unet_the_sdxl_time_ids_of_the_face(stage2_setup):
+    """SDXL micro-conditioning of an aligned R x R face: original (R, R), crop (0, 0), target (R, R), for both
+    the trained ControlNet and the frozen UNet."""
+    from authface_core.training.train_controlnet import stage2_losses
+
+    models, _ = stage2_setup
+    seen = []
+
+    def record(module, args, kwargs):
+        seen.append(kwargs["added_cond_kwargs"]["time_ids"].clone())
+
+    handles = [m.register_forward_pre_hook(record, with_kwargs=True) for m in (models.controlnet, models.unet)]
+    try:
+        with torch.no_grad():
+            stage2_losses(
+                models,
+                _batch(),
+                discriminators=None,
+                facial=FacialLossSettings(),
+                diffusion=DiffusionLossSettings(),
+                weight_dtype=torch.float32,
+            )
+    finally:
+        for handle in handles:
+            handle.remove()
+    expected = torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]] * 2)
+    assert len(seen) == 2 and all(torch.equal(time_ids, expected) for time_ids in seen)
+
+
+def test_min_snr_and_offset_noise_change_the_stage2_loss_as_configured(stage2_setup):
+    from authface_core.training.train_controlnet import stage2_losses
+
+    models, _ = stage2_setup
+
+    def diffusion(**settings) -> float:
+        with torch.no_grad():
+            return stage2_losses(
+                models,
+                _batch(),
+                discriminators=None,
+                facial=FacialLossSettings(),
+                diffusion=DiffusionLossSettings(**settings),
+                weight_dtype=torch.float32,
+                generator=torch.Generator().manual_seed(11),
+            ).diffusion.item()
+
+    plain = diffusion()
+    assert diffusion(snr_gamma=1e9) == pytest.approx(plain, rel=1e-6)  # gamma above every SNR: weights of 1
+    assert diffusion(snr_gamma=1e-3) < 0.5 * plain  # a small gamma shrinks the weight of every timestep
+    assert diffusion(noise_offset=0.5) != pytest.approx(plain, rel=1e-3)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from authface_core.training.common import list_checkpoints, read_metrics
+from authface_core.training.checkpoints import list_checkpoints, read_metrics
 from authface_core.training.train_unet import LORA_SUBFOLDER, main, parse_args
+
+from .conftest import bf16_would_change, forward_batches, saved_tensors
 
 LORA = {"train_mode": "lora", "lora_rank": 4, "max_train_steps": 4, "random_crop": True, "random_flip": True}
 
@@ -41,13 +43,6 @@ def test_stage1_lora_trains_resumes_and_exports_a_loadable_checkpoint(training_a
     assert load_pipeline(str(first), device="cpu").is_smoke_test_model
 
 
-def test_stage1_rejects_inconsistent_flags(training_argv, tmp_path):
-    with pytest.raises(ValueError, match="--use_ema"):
-        parse_args(training_argv(tmp_path, train_mode="lora", use_ema=True))
-    with pytest.raises(ValueError, match="--proportion_empty_prompts"):
-        parse_args(training_argv(tmp_path, proportion_empty_prompts=1.5))
-
-
 def test_stage1_full_with_ema_alignment_and_validation(training_argv, tmp_path):
     from diffusers import UNet2DConditionModel
 
@@ -68,3 +63,38 @@ def test_stage1_full_with_ema_alignment_and_validation(training_argv, tmp_path):
     resumed = tmp_path / "resumed"
     main(parse_args(training_argv(resumed, **settings, resume_from_checkpoint=out / "checkpoint-1")))
     assert read_metrics(resumed)[0]["loss"] == pytest.approx(read_metrics(out)[1]["loss"], rel=1e-6)
+
+
+def test_stage1_lora_in_bf16_exports_frozen_parts_as_loaded_and_merges_into_the_fp32_base(training_argv, tmp_path):
+    from authface_core.pipeline.tiny import ensure_tiny_checkpoint
+
+    out = tmp_path / "lora-bf16"
+    main(parse_args(training_argv(out, train_mode="lora", lora_rank=4, max_train_steps=2, mixed_precision="bf16")))
+    source = ensure_tiny_checkpoint()
+    for component in ("text_encoder", "text_encoder_2", "vae"):
+        exported, original = saved_tensors(out, component), saved_tensors(source, component)
+        assert all(torch.equal(exported[name], original[name]) for name in original), component
+    # The UNet: every tensor LoRA does not touch is the base's, bit for bit (the base trained frozen in bf16) ...
+    exported, original = saved_tensors(out, "unet"), saved_tensors(source, "unet")
+    targets = ("to_q", "to_k", "to_v", "to_out")
+    untouched = [name for name in original if not any(t in name for t in targets)]
+    assert untouched and all(torch.equal(exported[name], original[name]) for name in untouched)
+    assert bf16_would_change({name: original[name] for name in untouched})
+    # ... and the merged projections are the fp32 base plus a small update, not a bf16 rounding of it.
+    merged = [name for name in original if name not in untouched and name.endswith("weight")]
+    assert all(exported[name].dtype == torch.float32 for name in merged)
+    assert any(not torch.equal(exported[name], original[name]) for name in merged)
+
+
+def test_stage1_with_cached_latents_and_text_embeddings_trains_as_without(training_argv, tmp_path):
+    """Fixed crops (the caches' condition) and half the captions dropped, so both cached and empty embeddings run."""
+    settings = {"train_mode": "lora", "lora_rank": 4, "max_train_steps": 2, "proportion_empty_prompts": 0.5}
+    rows, batches = {}, {}
+    for cached in (False, True):
+        out = tmp_path / f"cached-{cached}"
+        with forward_batches("Encoder") as images, forward_batches("CLIPTextModel") as texts:
+            main(parse_args(training_argv(out, **settings, cache_latents=cached, cache_text_embeddings=cached)))
+        rows[cached], batches[cached] = read_metrics(out), {size for size, _, _ in images + texts}
+    assert 2 in batches[False] and 2 not in batches[True]  # with the caches nothing is encoded per batch of 2
+    for plain, cached in zip(rows[False], rows[True], strict=True):
+        assert cached["loss"] == pytest.approx(plain["loss"], rel=1e-4)

@@ -1,25 +1,20 @@
-"""How long a run is: epochs counted in the batches one process sees once accelerate shards the data."""
+"""How long a run is (epochs counted in the batches one process sees once accelerate shards the data), and the
+metrics log of a resumed run."""
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import pytest
 import torch
 
-from authface_core.training.common import plan_steps
+from authface_core.training.run import plan_steps
+from authface_core.training.settings import OptimizationSettings
 
 
-def _args(**changes) -> argparse.Namespace:
-    settings = {
-        "streaming": False,
-        "train_batch_size": 2,
-        "gradient_accumulation_steps": 2,
-        "max_train_steps": None,
-        "num_train_epochs": 3,
-    }
-    return argparse.Namespace(**{**settings, **changes})
+def _args(**changes) -> OptimizationSettings:
+    settings = {"train_batch_size": 2, "gradient_accumulation_steps": 2, "max_train_steps": None, "num_train_epochs": 3}
+    return OptimizationSettings(**{**settings, **changes})
 
 
 def _dataloader(num_examples: int) -> torch.utils.data.DataLoader:
@@ -38,19 +33,19 @@ def test_step_plan_counts_the_batches_one_process_sees(num_examples, num_process
         for index in range(num_processes)
     }
     assert len(per_process) == 1
-    plan = plan_steps(_args(), dataloader, num_processes)
+    plan = plan_steps(_args(), dataloader, num_processes, streaming=False)
     assert plan.updates_per_epoch == math.ceil(per_process.pop() / 2)
     assert plan.max_train_steps == 3 * plan.updates_per_epoch and plan.num_epochs == 3
     # With --max_train_steps, there are enough epochs to reach it.
-    plan = plan_steps(_args(max_train_steps=25), dataloader, num_processes)
+    plan = plan_steps(_args(max_train_steps=25), dataloader, num_processes, streaming=False)
     assert plan.num_epochs * plan.updates_per_epoch >= 25 > (plan.num_epochs - 1) * plan.updates_per_epoch
 
 
 def test_step_plan_refuses_fewer_batches_than_processes():
     with pytest.raises(ValueError, match="fewer than one per process"):
-        plan_steps(_args(), _dataloader(3), num_processes=2)
-    with pytest.raises(ValueError, match="--train_batch_size 2"):
-        plan_steps(_args(), _dataloader(1), num_processes=1)
+        plan_steps(_args(), _dataloader(3), num_processes=2, streaming=False)
+    with pytest.raises(ValueError, match="train_batch_size 2"):
+        plan_steps(_args(), _dataloader(1), num_processes=1, streaming=False)
 
 
 class _MainProcess:
@@ -63,7 +58,7 @@ class _MainProcess:
 
 
 def test_resuming_in_the_same_folder_logs_each_step_once(tmp_path):
-    from authface_core.training.common import MetricsLog, read_metrics
+    from authface_core.training.checkpoints import MetricsLog, read_metrics
 
     interrupted = MetricsLog(_MainProcess(), tmp_path)
     for step in range(1, 6):  # the run logged steps 1-5, its last checkpoint was at step 3
