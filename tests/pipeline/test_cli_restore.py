@@ -336,3 +336,17 @@ def test_every_setting_is_a_flag_under_its_own_name():
         assert set(describe_settings(cls)) <= set(parser_dests)
         (built,) = settings_from_namespace(parse_args(["restore", "x", "-o", "y"]), cls)
         assert built == cls()  # the flags' defaults are the dataclass's (RestoreConfig's: the released preset)
+
+
+def test_model_flags_are_load_pipeline_keywords_and_low_memory_is_the_12gb_preset():
+    import inspect
+
+    from authface_core.model_config import ModelConfig
+    from authface_core.pipeline.loading import load_pipeline
+    from authface_core.settings import describe_settings, settings_from_namespace
+
+    assert set(describe_settings(ModelConfig)) <= set(inspect.signature(load_pipeline).parameters)  # what load() passes
+    (model,) = settings_from_namespace(parse_args(["restore", "x", "-o", "y", "--low-memory"]), ModelConfig)
+    assert model.memory == "12gb"
+    (model,) = settings_from_namespace(parse_args(["restore", "x", "-o", "y", "--memory", "8gb"]), ModelConfig)
+    assert model.memory == "8gb"
