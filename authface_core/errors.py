@@ -41,6 +41,10 @@ class UnsupportedCheckpointError(AuthFaceError, ValueError):
     """A checkpoint whose architecture this pipeline does not run (named in the message)."""
 
 
+class OutputFolderError(AuthFaceError, ValueError):
+    """An output folder that would write over an input, or that cannot hold the outputs; the message names it."""
+
+
 class MissingDependencyError(AuthFaceError, ImportError):
     """An optional dependency is missing; the message says what to install."""
 

@@ -15,17 +15,24 @@ Mode conversions, on purpose:
 - Multi-frame files (GIF, TIFF pages): the first frame.
 
 Refused with :class:`InvalidImageError` naming the file: a missing, empty, non-image, corrupt or
-truncated file, and any image over ``max_pixels``, checked from the header before decoding, so a
-decompression bomb costs nothing.
+truncated file (a file that starts like a known image format but cannot be read is called corrupt,
+not "not an image"), a broken symbolic link or a link loop, and any image over ``max_pixels``,
+checked from the header before decoding, so a decompression bomb costs nothing.
+
+Writes are atomic (a temporary file beside the target, then a rename) and get the mode the umask
+gives a new file; :func:`remove_stale_temp_files` clears what a killed writer left behind.
 
 :func:`resize_image` is the project's one rule for resizing an image to a given size.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +46,37 @@ from .errors import InvalidImageError
 # 8K photographs (7680x4320 = 33 MP, 8192x6144 = 50 MP, 8256x5504 = 45 MP) fit; 60 MP is the cap.
 DEFAULT_MAX_PIXELS = 60_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# Formats save_image writes, by suffix.
+OUTPUT_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
+# The first bytes of the formats we read (and of HEIC, which we do not), to tell a corrupt image from a non-image.
+_SIGNATURES = (
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"GIF8", "GIF"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (0, b"BM", "BMP"),
+    (8, b"WEBP", "WebP"),
+    (4, b"ftypheic", "HEIC"),
+    (4, b"ftypheix", "HEIC"),
+    (4, b"ftypmif1", "HEIF"),
+    (4, b"ftypavif", "AVIF"),
+)
+_UNREADABLE_FORMATS = ("HEIC", "HEIF", "AVIF")
+# Pillow's own refusal above 2 x Image.MAX_IMAGE_PIXELS names the pixel count this way.
+_PILLOW_BOMB_SIZE = re.compile(r"Image size \((\d+) pixels\)")
+# atomic_write_bytes's temporary files: ".<target name>.<writer pid>-<random>.tmp".
+_TEMP_FILE = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[A-Za-z0-9_]{8}\.tmp$")
+# A temporary file untouched this long is stale even if a process with its writer's id still runs.
+STALE_TEMP_AGE_S = 3600
 
 ImageSource = str | os.PathLike | bytes
 
@@ -82,8 +120,9 @@ def open_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
         stream: str | io.BytesIO = io.BytesIO(source)
     else:
         path = Path(source)
-        if not path.exists():
-            raise InvalidImageError(label, "file not found")
+        problem = describe_unreadable_path(path)
+        if problem:
+            raise InvalidImageError(label, problem)
         if path.is_dir():
             raise InvalidImageError(label, "is a folder, not an image file")
         if path.stat().st_size == 0:
@@ -94,21 +133,69 @@ def open_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(stream)
     except Image.DecompressionBombError as error:
-        raise InvalidImageError(label, f"image too large to decode safely ({error})") from None
+        found = _PILLOW_BOMB_SIZE.search(str(error))
+        pixels = int(found.group(1)) if found else None
+        if pixels is not None and pixels <= max_pixels:  # within the caller's limit, over Pillow's own
+            problem = f"image is {pixels:,} pixels, more than Pillow decodes (raise PIL.Image.MAX_IMAGE_PIXELS)"
+        else:
+            problem = (
+                f"image is {'too many' if pixels is None else f'{pixels:,}'} pixels, {_over_the_limit(max_pixels)}"
+            )
+        raise InvalidImageError(label, problem) from None
     except UnidentifiedImageError:
-        raise InvalidImageError(label, "not an image file (format not recognised)") from None
+        raise InvalidImageError(label, _unidentified_problem(source)) from None
+    except PermissionError:
+        raise InvalidImageError(label, "permission denied (cannot read the file)") from None
     except OSError as error:
-        raise InvalidImageError(label, f"cannot read image: {error}") from None
+        raise InvalidImageError(label, f"cannot read image: {error.strerror or error}") from None
     width, height = image.size
     if width <= 0 or height <= 0:
         raise InvalidImageError(label, f"invalid image size {width}x{height}")
     if width * height > max_pixels:
         raise InvalidImageError(
-            label,
-            f"image is {width}x{height} = {width * height / 1e6:.0f} MP, over the limit of "
-            f"{max_pixels / 1e6:.0f} MP (raise max_pixels to allow it)",
+            label, f"image is {width}x{height} = {width * height:,} pixels, {_over_the_limit(max_pixels)}"
         )
     return image
+
+
+def _over_the_limit(max_pixels: int) -> str:
+    """'over the limit of 60,000,000 pixels (60 MP)': exact counts, so a file just over the limit reads so."""
+    return f"over the limit of {max_pixels:,} pixels ({max_pixels / 1e6:g} MP); raise max_pixels to allow it"
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format a file's first bytes announce (``"PNG"``, ``"JPEG"``, ``"HEIC"``...), or None."""
+    return next((name for offset, magic, name in _SIGNATURES if head[offset : offset + len(magic)] == magic), None)
+
+
+def _unidentified_problem(source: ImageSource) -> str:
+    """Why Pillow could not identify a file: a format we do not read, a corrupt image, or not an image at all."""
+    if isinstance(source, bytes):
+        head = source[:16]
+    else:
+        with open(source, "rb") as handle:
+            head = handle.read(16)
+    announced = sniff_format(head)
+    if announced in _UNREADABLE_FORMATS:
+        return f"{announced} images are not supported (convert it to JPEG or PNG)"
+    if announced:
+        return f"corrupt {announced} image: it starts like one, but its header cannot be read"
+    return "not an image file (format not recognised)"
+
+
+def describe_unreadable_path(path: Path) -> str | None:
+    """Why ``path`` cannot be opened at all (missing, a broken link, a link loop), or None if it can be."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop (the link points, through other links, back to itself)"
+        if path.is_symlink():
+            return f"broken symbolic link (it points to {os.readlink(path)}, which does not exist)"
+        if error.errno == errno.ENOENT:
+            return "file not found"
+        return f"cannot open: {error.strerror or error}"
+    return None
 
 
 def load_image(
@@ -225,19 +312,79 @@ def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never half."""
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never half.
+
+    The file gets the mode a new file gets under the umask (as ``open`` would), not mkstemp's 0600. An error
+    names ``path``, never the temporary file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
         raise
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (os.umask alone must set it to read it)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, *, max_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+    """Delete the temporary files that killed :func:`atomic_write_bytes` calls left under ``folder``; return them.
+
+    A temporary file is stale when the process that wrote it is gone, or when it is older than ``max_age_s``.
+    """
+    removed = []
+    now = time.time()
+    for root, _, names in os.walk(folder):
+        for name in names:
+            match = _TEMP_FILE.match(name)
+            path = Path(root) / name
+            if match is None:
+                continue
+            try:
+                stale = now - path.lstat().st_mtime > max_age_s or not _process_alive(match["pid"])
+                if stale:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue  # its writer finished and renamed it meanwhile
+    return removed
+
+
+def _process_alive(pid: str | None) -> bool:
+    """Whether a process with this id runs here (unknown ids, from older temporary names, count as alive)."""
+    if pid is None:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def encode_image(
@@ -269,10 +416,9 @@ def encode_image(
 def save_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None, *, quality: int = 95) -> None:
     """Save atomically; the format follows the suffix (PNG keeps alpha, JPEG drops it)."""
     suffix = Path(path).suffix.lower()
-    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
-    if suffix not in formats:
-        raise ValueError(f"{path}: unsupported output format {suffix!r}; use one of {sorted(formats)}")
-    atomic_write_bytes(path, encode_image(rgb, alpha, format=formats[suffix], quality=quality))
+    if suffix not in OUTPUT_FORMATS:
+        raise ValueError(f"{path}: unsupported output format {suffix!r}; use one of {sorted(OUTPUT_FORMATS)}")
+    atomic_write_bytes(path, encode_image(rgb, alpha, format=OUTPUT_FORMATS[suffix], quality=quality))
 
 
 def list_images(paths: list[str | os.PathLike]) -> list[Path]:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from .errors import NoFaceDetectedError
 from .faces.align import align_face
 from .faces.blend import MAX_UPSCALE, paste_faces, upscale_image
 from .faces.detect import FaceBox, detect_faces
-from .faces.select import SELECTION_MODES, select_faces
+from .faces.select import SELECTION_MODES, FaceSelection, select_faces
 from .io import LoadedImage, resize_image
 from .pipeline.constants import (
     COLOR_FIX_METHODS,
@@ -40,95 +41,82 @@ from .pipeline.constants import (
     RELEASED_SEED,
     SCHEDULER_NAMES,
 )
+from .settings import Range, check_settings, setting
 
 FACE_SELECTION_MODES = SELECTION_MODES  # re-exported for the apps, which import only this module
 MIN_FACE_SIZE_PX, MAX_FACE_SIZE_PX = 32, 2048
 # Upper bounds this project sets on the settings (the release runs guidance 8).
 MAX_GUIDANCE_SCALE = 30.0
 MAX_BATCH_SIZE = 64
+# The largest integer a browser's number box holds exactly (2**53 - 1), so every seed can be shown and typed back.
+MAX_SEED = 2**53 - 1
 
 
 @dataclass(frozen=True)
 class RestoreConfig:
     """Every setting of one restoration; the defaults are the released ones.
 
-    Args:
-        num_inference_steps: scheduler steps, 1 to 100 (released: 50).
-        fidelity: 0 (released, full prior) to 1 (the input through the VAE); see the module doc.
-        guidance_scale: classifier-free guidance; on when > 1 (released: 8).
-        seed: the one random seed (released: 123); None draws a fresh one, reported in the result.
-        scheduler: "ddpm" (released), "dpmpp", "unipc", "ddim" or "euler".
-        prompt, negative_prompt: the released ones by default.
-        color_fix: "wavelet" (released), "adain" or "none".
-        face_size: aligned crop side in pixels, a multiple of 8 (released: 512).
-        face_selection: which detected faces to restore: "all", "largest" or "central".
-        min_face_size: skip faces whose box is smaller than this many pixels.
-        upscale: integer output scale of the whole photo, 1 to 4.
-        aligned: the input is already an aligned face crop (no detection).
-        check_identity: compare each restored face with its input (authenticity report).
-        preview_every: hand a cheap preview to the progress callback every k steps (0: never).
-        max_batch_size: faces restored together in one pipeline call.
+    Each field's help, range and choices are its documentation: the ``restore`` flags, YAML settings files and the
+    demo's controls are made from them (``authface_core.settings``). Fidelity is defined in the module doc.
     """
 
-    num_inference_steps: int = RELEASED_NUM_INFERENCE_STEPS
-    fidelity: float = 0.0
-    guidance_scale: float = RELEASED_GUIDANCE_SCALE
-    seed: int | None = RELEASED_SEED
-    scheduler: str = "ddpm"
-    prompt: str = RELEASED_PROMPT
-    negative_prompt: str = RELEASED_NEGATIVE_PROMPT
-    color_fix: str = RELEASED_COLOR_FIX
-    face_size: int = RELEASED_FACE_SIZE
-    face_selection: str = "all"
-    min_face_size: int = 0
-    upscale: int = 1
-    aligned: bool = False
-    check_identity: bool = True
-    preview_every: int = 5
-    max_batch_size: int = 4
+    _argument_group_name = "restoration settings (defaults: the release)"
+
+    num_inference_steps: Annotated[int, Range(1, MAX_INFERENCE_STEPS)] = setting(
+        RELEASED_NUM_INFERENCE_STEPS, "denoising steps", aliases="--steps"
+    )
+    fidelity: Annotated[float, Range(0, 1, step=0.05)] = setting(
+        0.0, "0 = released (full generative prior) ... 1 = the input through the VAE; higher stays closer to the input"
+    )
+    guidance_scale: Annotated[float, Range(0, MAX_GUIDANCE_SCALE, step=0.5)] = setting(
+        RELEASED_GUIDANCE_SCALE, "classifier-free guidance scale, on when above 1", aliases="--guidance"
+    )
+    seed: Annotated[int | None, Range(0, MAX_SEED)] = setting(
+        RELEASED_SEED, "the one random seed; none draws a fresh one, which is recorded in the result"
+    )
+    scheduler: Literal[SCHEDULER_NAMES] = setting(
+        "ddpm", "the sampler: ddpm as released; dpmpp (the fast preset's), unipc, ddim and euler need fewer steps"
+    )
+    prompt: str = setting(RELEASED_PROMPT, "positive prompt; the default is the released one")
+    negative_prompt: str = setting(RELEASED_NEGATIVE_PROMPT, "negative prompt; the default is the released one")
+    color_fix: Literal[COLOR_FIX_METHODS] = setting(
+        RELEASED_COLOR_FIX, "colour correction toward the input: wavelet as released, adain, or none"
+    )
+    face_size: Annotated[int, Range(MIN_FACE_SIZE_PX, MAX_FACE_SIZE_PX, step=8)] = setting(
+        RELEASED_FACE_SIZE, "side of the aligned face crop in pixels, a multiple of 8"
+    )
+    face_selection: Literal[SELECTION_MODES] = setting(
+        "all", "which detected faces to restore: all, the largest or the most central", aliases="--select"
+    )
+    min_face_size: Annotated[int, Range(0, 100_000)] = setting(
+        0, "skip faces whose box is smaller than this many pixels"
+    )
+    upscale: Annotated[int, Range(1, MAX_UPSCALE)] = setting(
+        1, "integer output scale of the whole photo (Lanczos; pixels away from faces are only resampled)"
+    )
+    aligned: bool = setting(
+        False, "the input is already an aligned face crop: no detection, the whole image is restored"
+    )
+    check_identity: bool = setting(
+        True, "compare each restored face with its input (authenticity report)", aliases="--no-identity-check"
+    )
+    preview_every: Annotated[int, Range(0, MAX_INFERENCE_STEPS)] = setting(
+        5, "hand a cheap preview to the progress callback every k steps (0: never)"
+    )
+    max_batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = setting(
+        4, "faces restored together in one pipeline call (more: faster, more memory)", aliases="--batch-size"
+    )
 
     def __post_init__(self):
-        _check_int("num_inference_steps", self.num_inference_steps, 1, MAX_INFERENCE_STEPS)
-        if not (isinstance(self.fidelity, (int, float)) and 0.0 <= self.fidelity <= 1.0):
-            raise ValueError(f"fidelity must be a number in [0, 1], got {self.fidelity!r}")
-        if not (isinstance(self.guidance_scale, (int, float)) and 0.0 <= self.guidance_scale <= MAX_GUIDANCE_SCALE):
-            raise ValueError(
-                f"guidance_scale must be a number in [0, {MAX_GUIDANCE_SCALE:g}], got {self.guidance_scale!r}"
-            )
-        if self.seed is not None:
-            _check_int("seed", self.seed, 0, 2**63 - 1)
-        _check_choice("scheduler", self.scheduler, SCHEDULER_NAMES)
-        _check_choice("color_fix", self.color_fix, COLOR_FIX_METHODS)
-        _check_choice("face_selection", self.face_selection, FACE_SELECTION_MODES)
-        _check_int("face_size", self.face_size, MIN_FACE_SIZE_PX, MAX_FACE_SIZE_PX)
+        check_settings(self)
         if self.face_size % 8:
             raise ValueError(f"face_size must be a multiple of 8, got {self.face_size!r}")
-        _check_int("min_face_size", self.min_face_size, 0, 100_000)
-        _check_int("upscale", self.upscale, 1, MAX_UPSCALE)
-        _check_int("preview_every", self.preview_every, 0, MAX_INFERENCE_STEPS)
-        _check_int("max_batch_size", self.max_batch_size, 1, MAX_BATCH_SIZE)
-        for name in ("prompt", "negative_prompt"):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict:
-        """Every setting as plain JSON values (the CLI's sidecar records them)."""
-        return dataclasses.asdict(self)
-
-
-def _check_int(name: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-
-def _check_choice(name: str, value, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 # The released settings, and this project's fast path: a multistep solver at 20 steps instead of 50 DDPM steps.
 RELEASED_PRESET = RestoreConfig()
 FAST_PRESET = RestoreConfig(scheduler="dpmpp", num_inference_steps=20)
+PRESETS = {"released": RELEASED_PRESET, "fast": FAST_PRESET}
 
 
 @dataclass(frozen=True)
@@ -279,16 +267,7 @@ def _restore_aligned(rgb, alpha, pipe, config, progress_callback) -> RestoreResu
 
 def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> RestoreResult:
     """The whole-photo path: detect, select, align, restore, paste back (module doc)."""
-    height, width = rgb.shape[:2]
-    selection = select_faces(
-        detect_faces(rgb), (width, height), mode=config.face_selection, min_size=config.min_face_size
-    )
-    if not selection.selected:
-        reasons = "; ".join(reason for _, reason in selection.skipped)
-        found = f"{len(selection.skipped)} face(s) found but skipped ({reasons}). " if selection.skipped else ""
-        raise NoFaceDetectedError(
-            source, f"{found}If the image is already an aligned face crop, use aligned mode (--aligned)."
-        )
+    selection = select_restorable_faces(rgb, source, config)
     aligned = [align_face(rgb, face, config.face_size) for face in selection.selected]
     inputs = np.stack([crop.image for crop in aligned])
     restored = restore_faces(pipe, inputs, config, progress_callback=progress_callback)
@@ -306,6 +285,26 @@ def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> Resto
         config=config,
         smoke_test_model=pipe.is_smoke_test_model,
     )
+
+
+def select_restorable_faces(rgb: np.ndarray, source: str, config: RestoreConfig) -> FaceSelection:
+    """The faces of a whole photo that ``config`` restores (detection and selection, no model): what an app
+    checks before queueing a restoration.
+
+    Raises:
+        NoFaceDetectedError: none to restore (the message says why and suggests aligned mode).
+    """
+    height, width = rgb.shape[:2]
+    selection = select_faces(
+        detect_faces(rgb), (width, height), mode=config.face_selection, min_size=config.min_face_size
+    )
+    if not selection.selected:
+        reasons = "; ".join(reason for _, reason in selection.skipped)
+        found = f"{len(selection.skipped)} face(s) found but skipped ({reasons}). " if selection.skipped else ""
+        raise NoFaceDetectedError(
+            source, f"{found}If the image is already an aligned face crop, use aligned mode (--aligned)."
+        )
+    return selection
 
 
 def _authenticity(

@@ -13,7 +13,9 @@ so adding a setting is one edit (the field) plus its test::
 
 - The **help** is the field's ``metadata["help"]``; :func:`settings_parser` (``transformers.HfArgumentParser``)
   turns it into ``--help`` text and makes ``--num-inference-steps`` (plus ``--num_inference_steps`` and any
-  aliases) from the field name; booleans that default to true also get ``--no-<name>``.
+  aliases) from the field name; booleans that default to true also get ``--no-<name>`` (an alias that starts
+  with ``--no-`` spells that one). An optional number takes ``none`` on the command line. A class attribute
+  ``_argument_group_name`` gives the class its own section of ``--help``.
 - The **range** is a :class:`Range` inside ``typing.Annotated``. HfArgumentParser reads plain type hints, so
   it never sees it; :func:`check_settings` enforces it and widgets read it through :func:`describe_settings`.
 - The **choices** are a ``Literal`` of a name tuple defined once in a torch-free constants module.
@@ -24,6 +26,7 @@ This module imports nothing heavy: the parser's library is imported when a parse
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import functools
 import re
@@ -48,10 +51,17 @@ class Range:
         return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
     def describe(self) -> str:
-        """'in [1, 100]', 'at least 0', 'at most 30'."""
+        """'in [1, 100]', 'at least 0', 'at most 30'; whole numbers in full (a seed's 2**53 - 1 too)."""
+        low, high = _format_number(self.low), _format_number(self.high)
         if self.low is not None and self.high is not None:
-            return f"in [{self.low:g}, {self.high:g}]"
-        return f"at least {self.low:g}" if self.low is not None else f"at most {self.high:g}"
+            return f"in [{low}, {high}]"
+        return f"at least {low}" if self.low is not None else f"at most {high}"
+
+
+def _format_number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, aliases: str | Sequence[str] = (), **kwargs):
@@ -172,13 +182,57 @@ def settings_parser(*classes: type, **parser_kwargs):
     from transformers import HfArgumentParser
 
     parser_kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
-    parser = HfArgumentParser(classes, **parser_kwargs)
+    parser = _settings_parser_class(HfArgumentParser)(classes, **parser_kwargs)
     specs = {name: spec for cls in classes for name, spec in describe_settings(cls).items()}
     for action in parser._actions:
         spec = specs.get(action.dest)
-        if spec is not None and spec.range is not None and action.help and not action.dest.startswith("no_"):
+        if spec is None or action.const is False:  # not a setting, or a --no- flag
+            continue
+        if spec.range is not None and action.help:
             action.help = f"{action.help} ({spec.range.describe()})"
+        if spec.optional and spec.choices is None and spec.kind in (int, float):
+            action.type = _none_or(spec.kind)
     return parser
+
+
+def add_settings_arguments(parser, *classes: type) -> None:
+    """Add the flags of :func:`settings_parser` to an existing parser (a subcommand's, say), sections included."""
+    # What ``ArgumentParser(parents=[...])`` does, for a parser that already exists.
+    parser._add_container_actions(settings_parser(*classes, add_help=False))
+
+
+@functools.cache
+def _settings_parser_class(base: type) -> type:
+    """``base`` (HfArgumentParser) where a bool setting's aliases that start with ``--no-`` spell its negative flag."""
+
+    class SettingsArgumentParser(base):
+        @staticmethod
+        def _parse_dataclass_field(parser, field):
+            aliases = field.metadata.get("aliases", [])
+            negative = [alias for alias in aliases if alias.startswith("--no-")] if field.default is True else []
+            if negative:
+                field = copy.copy(field)
+                field.metadata = types.MappingProxyType(
+                    {**field.metadata, "aliases": [alias for alias in aliases if alias not in negative]}
+                )
+            base._parse_dataclass_field(parser, field)
+            if negative:
+                flag = f"--no-{field.name.replace('_', '-')}"
+                parser.add_argument(
+                    *negative, dest=field.name, action="store_false", default=argparse.SUPPRESS, help=f"same as {flag}"
+                )
+
+    return SettingsArgumentParser
+
+
+def _none_or(kind: type):
+    """An argparse type: ``kind(text)``, or None for ``none``."""
+
+    def convert(text: str):
+        return None if text.strip().lower() == "none" else kind(text)
+
+    convert.__name__ = kind.__name__  # argparse names the type in its error message
+    return convert
 
 
 def apply_settings_file(parser, path: str | Path) -> None:
@@ -188,7 +242,7 @@ def apply_settings_file(parser, path: str | Path) -> None:
     A flag the parser requires (a field without a default) is no longer required once the file gives it.
     """
     values = read_settings_file(path)
-    known = {action.dest for action in parser._actions}
+    known = {action.dest for action in parser._actions if action.option_strings}  # flags, not internals
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")

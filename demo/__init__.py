@@ -1,1 +1,2 @@
-"""The restoration demo (Gradio). ``demo.app.build_demo()`` builds it; the root ``app.py`` launches it."""
+"""The restoration demo (Gradio). ``demo.app.build_demo()`` builds it; ``demo.__main__.main`` launches it
+(the ``authface-demo`` command, ``python -m demo`` and the root ``app.py``, the Spaces entry point)."""

@@ -1,15 +1,22 @@
 """The restoration demo: upload a face photo, restore it with AuthFace, compare, check identity, download.
 
-Thin on purpose (STYLE.md, section 3): every decision is taken in ``authface_core``; this module
-maps widgets to a :class:`~authface_core.restore.RestoreConfig`, streams the pipeline's progress
-to the page and turns :class:`~authface_core.errors.AuthFaceError` into ``gr.Error``.
+Thin on purpose (STYLE.md, section 3): every decision is taken in ``authface_core``. The settings
+controls are made from :class:`~authface_core.restore.RestoreConfig`'s fields (range, step, choices,
+help), one per field except the server's own (:data:`SERVER_SETTINGS`), and reach the callback by
+field name, so a new restore setting appears here without an edit. Callbacks return
+``{component: value}``; :func:`show_errors` turns :class:`~authface_core.errors.AuthFaceError` into
+``gr.Error`` in one place. The cheap checks (a model, a photo that decodes within the size limit,
+valid settings, a face in whole-photo mode) run in :func:`check_request`, Gradio's validator, before
+a request joins the one-at-a-time GPU queue.
 
 Read top-down: plain functions, then :func:`build_demo` (the Blocks, then the events).
-Nothing launches on import; ``python app.py`` at the repository root does.
+Nothing launches on import; ``authface-demo`` (``demo/__main__.py``) and ``python app.py`` do.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import queue
 import shutil
@@ -24,13 +31,11 @@ import gradio as gr
 import numpy as np
 
 from authface_core.errors import AuthFaceError, NoFaceDetectedError
-from authface_core.faces.blend import MAX_UPSCALE, upscale_image
+from authface_core.faces.blend import upscale_image
 from authface_core.io import load_image, save_image
-from authface_core.pipeline.constants import MAX_INFERENCE_STEPS, SCHEDULER_NAMES
-from authface_core.pipeline.loading import load_pipeline
+from authface_core.model_config import ModelConfig
 from authface_core.restore import (
-    FACE_SELECTION_MODES,
-    FAST_PRESET,
+    PRESETS,
     RELEASED_PRESET,
     RestoreConfig,
     RestoreResult,
@@ -38,18 +43,40 @@ from authface_core.restore import (
     describe_progress,
     input_at_output_size,
     restore_image,
+    select_restorable_faces,
 )
+from authface_core.settings import SettingSpec, describe_settings, settings_from_dict
 
 logger = logging.getLogger(__name__)
 
 API_NAME = "restore"
-MODES = {"whole photo": False, "aligned face": True}
-MAX_SEED = 2**53 - 1  # the largest integer a browser number holds exactly
+# Settings the server fixes (memory and time per request), so no visitor can raise them.
+SERVER_SETTINGS = ("face_size", "preview_every", "max_batch_size")
+# Shown above the fold; the other settings go under "More settings".
+MAIN_SETTINGS = ("aligned", "num_inference_steps", "fidelity")
+# Settings that describe the photo rather than how to restore it: a preset leaves them alone.
+PHOTO_SETTINGS = ("aligned",)
+# Friendlier labels than the field names; any other setting is labelled from its name.
+LABELS = {
+    "aligned": "Aligned face crop",
+    "num_inference_steps": "Steps",
+    "guidance_scale": "Guidance",
+    "face_selection": "Faces to restore",
+    "upscale": "Output upscale",
+}
+PRESET_LABELS = {"released": "Released defaults", "fast": "Fast preset"}
+NO_FACE_HINT = "Here: tick 'Aligned face crop' if the photo is already one."
 REPORT_HEADERS = ["face", "identity similarity", "landmark shift (px)", "verdict", "note"]
 REPORT_COLUMN_WIDTHS = ["7%", "13%", "13%", "17%", "50%"]
 PREVIEW_ZOOM = 4  # the pipeline's previews are 1/8 of the face size: show them at half of it
+# A slider for numbers with at most this many stops; a number box beyond (seeds, pixel counts).
+MAX_SLIDER_STOPS = 1000
 # Results (Gradio's cache and our PNGs) are kept this long, then deleted: enough to download them.
 KEEP_RESULTS_S = 3600
+# Uploads above this are refused by Gradio before they are stored: a 60 MP JPEG is about 25 MB, an 8K PNG
+# can reach 100 MB (restore those with the command line).
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+LAUNCH_OPTIONS = {"max_file_size": MAX_UPLOAD_BYTES, "show_error": True}
 
 SMOKE_TEST_NOTICE = (
     "**Smoke-test model.** This page runs `tiny`, a miniature model with *random weights* built only "
@@ -63,25 +90,125 @@ class _RestoreCancelled(Exception):
     """Raised inside the worker at the next step once the page that asked for the restoration is gone."""
 
 
-def load_model(model: str | None) -> tuple[object | None, str]:
+def load_model(config: ModelConfig) -> tuple[object | None, str]:
     """Load the pipeline once at start-up; return it (or None) and the notice the page shows about it.
 
     Any failure is caught so that the app still starts and explains itself instead of crashing.
     """
+    model = config.resolved_model
     try:
-        pipe = load_pipeline(model)
+        pipe = config.load()
     except AuthFaceError as error:  # the loader's message says what was tried and how to fix it
-        logger.error("could not load model %r: %s", model, error)
+        logger.error("could not load model %s: %s", model, error)
         return None, f"**Model not available.** {error}"
     except Exception as error:  # noqa: BLE001 - the page must start and say why, whatever went wrong
-        logger.exception("could not load model %r", model)
+        logger.exception("could not load model %s", model)
         return None, f"**Model not available.** {type(error).__name__}: {error}"
     return pipe, SMOKE_TEST_NOTICE if pipe.is_smoke_test_model else ""
 
 
-def preset_widgets(config: RestoreConfig) -> tuple[int, float, float, str]:
-    """The (steps, fidelity, guidance, scheduler) widget values of a preset."""
-    return config.num_inference_steps, config.fidelity, config.guidance_scale, config.scheduler
+def gradio_error(error: Exception) -> gr.Error:
+    """The page's message for an error of ours: its text, plus what to do here for a photo without a face."""
+    hint = f" {NO_FACE_HINT}" if isinstance(error, NoFaceDetectedError) else ""
+    return gr.Error(f"{error}{hint}", print_exception=False)
+
+
+def show_errors(callback: Callable) -> Callable:
+    """Decorator for callbacks (plain or generators): an ``AuthFaceError`` or a setting's ``ValueError`` is shown
+    on the page as ``gr.Error`` with its message; anything else stays a server error (logged)."""
+    if inspect.isgeneratorfunction(callback):
+
+        @functools.wraps(callback)
+        def stream(*args, **kwargs):
+            try:
+                yield from callback(*args, **kwargs)
+            except (AuthFaceError, ValueError) as error:
+                raise gradio_error(error) from error
+
+        return stream
+
+    @functools.wraps(callback)
+    def call(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except (AuthFaceError, ValueError) as error:
+            raise gradio_error(error) from error
+
+    return call
+
+
+def setting_widget(spec: SettingSpec, value) -> gr.components.Component:
+    """The control for one setting, made from its description: choices, a checkbox, a slider over its range
+    and step, a number box, or a text box; its help is the control's info line."""
+    options = {"label": LABELS.get(spec.name, spec.name.replace("_", " ").capitalize()), "info": spec.help}
+    options |= {"value": value, "elem_id": spec.name}
+    if spec.choices is not None:
+        return (gr.Radio if len(spec.choices) <= 3 else gr.Dropdown)(list(spec.choices), **options)
+    if spec.kind is bool:
+        return gr.Checkbox(**options)
+    if spec.kind in (int, float):
+        low, high = (None, None) if spec.range is None else (spec.range.low, spec.range.high)
+        step = (spec.range.step if spec.range else None) or (
+            1 if spec.kind is int else (high - low) / 100 if high else 1
+        )
+        if low is not None and high is not None and (high - low) / step <= MAX_SLIDER_STOPS:
+            return gr.Slider(low, high, step=step, **options)
+        return gr.Number(minimum=low, maximum=high, precision=0 if spec.kind is int else None, **options)
+    return gr.Textbox(lines=3 if len(str(value)) > 60 else 1, **options)
+
+
+def request_config(randomize_seed: bool, settings: dict) -> RestoreConfig:
+    """The RestoreConfig the page asks for: its controls by field name, the server's own settings, and no seed
+    (a fresh one drawn) when "Random seed" is ticked. Whole numbers sent as floats are taken as integers."""
+    specs = describe_settings(RestoreConfig)
+    values = {name: _as_setting(specs[name], value) for name, value in settings.items() if name in specs}
+    if randomize_seed:
+        values["seed"] = None
+    unknown = sorted(set(settings) - set(specs))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
+    return settings_from_dict(RestoreConfig, values, source="page")
+
+
+def _as_setting(spec: SettingSpec, value):
+    if spec.kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def check_request(image, randomize_seed, pipe, model_notice: str, **settings) -> list[dict]:
+    """The cheap checks, before the GPU queue: one ``gr.validate`` per input of the restore event (the
+    photo, "Random seed", then each setting), the problem shown at the control it concerns."""
+    verdicts = {"image": gr.validate(True, ""), "randomize_seed": gr.validate(True, "")}
+    verdicts |= {name: gr.validate(True, "") for name in settings}
+    try:
+        config = request_config(randomize_seed, settings)
+        if pipe is None:
+            raise ValueError(model_notice)
+        loaded = load_image(upload_path(image), name=upload_name(image))
+        if not config.aligned:
+            select_restorable_faces(loaded.rgb, loaded.source, config)
+    except (AuthFaceError, ValueError) as error:
+        concerned = next((name for name in settings if str(error).startswith(f"{name} ")), "image")
+        verdicts[concerned] = gr.validate(False, gradio_error(error).message)
+    return list(verdicts.values())
+
+
+def upload_path(image) -> str:
+    """The file Gradio stored for the upload. Gradio refuses, before any callback, a payload naming a file outside
+    its upload folder, ``preprocess=False`` or not (tests/demo: a path the client names is never read)."""
+    if not image or not isinstance(image, dict) or not image.get("path"):
+        raise ValueError("Upload a photo first (drop a file on the image box, paste one, or use the webcam).")
+    return image["path"]
+
+
+def upload_name(image) -> str:
+    return image.get("orig_name") or Path(image["path"]).name
+
+
+def preset_values(preset: RestoreConfig, widgets: dict) -> dict:
+    """``{control: value}`` setting every control to the preset, except the ones describing the photo."""
+    return {widget: getattr(preset, name) for name, widget in widgets.items() if name not in PHOTO_SETTINGS}
 
 
 def stream_restore(image, pipe, config: RestoreConfig) -> Iterator[StepProgress | RestoreResult]:
@@ -165,78 +292,16 @@ def write_download(result: RestoreResult, source: str, folder: Path) -> Path:
     return path
 
 
-def build_demo(model: str | None = None, *, gpu: Callable[[Callable], Callable] | None = None) -> gr.Blocks:
-    """Build the restoration app for ``model`` (Hub id, local folder or ``"tiny"``; None: ``AUTHFACE_MODEL``).
+def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Callable] | None = None) -> gr.Blocks:
+    """Build the restoration app for ``model`` (default: ``ModelConfig()``, i.e. ``$AUTHFACE_MODEL`` or the release).
 
     ``gpu`` wraps the restoration callback, e.g. ``spaces.GPU`` on a ZeroGPU Space; None leaves it as is.
     The model is loaded here, once; when it cannot be, the page still starts and says why.
     """
-    pipe, model_notice = load_model(model)
+    pipe, model_notice = load_model(model or ModelConfig())
     # Removed once the app (whose restore callback holds it) is garbage-collected, or at exit.
     downloads = tempfile.TemporaryDirectory(prefix="authface-demo-")
-
-    def restore(
-        image,
-        mode,
-        steps,
-        fidelity,
-        guidance,
-        scheduler,
-        faces,
-        upscale,
-        seed,
-        randomize,
-        progress=gr.Progress(),  # Gradio finds its progress tracker by this default
-    ):
-        """Restore the faces of a photo; streams previews, then returns the comparison, faces, report and PNG."""
-        if pipe is None:
-            raise gr.Error(model_notice, print_exception=False)
-        if not image or not image.get("path"):
-            raise gr.Error("Upload a photo first (drop a file on the image box, paste one, or use the webcam).")
-        source = image.get("orig_name") or Path(image["path"]).name
-        if mode not in MODES:
-            raise gr.Error(f"mode must be one of {list(MODES)}, got {mode!r}")
-        try:
-            config = RestoreConfig(
-                num_inference_steps=int(steps),
-                fidelity=float(fidelity),
-                guidance_scale=float(guidance),
-                scheduler=scheduler,
-                seed=None if randomize or seed is None else int(seed),
-                face_selection=faces,
-                upscale=int(upscale),
-                aligned=MODES[mode],
-            )
-        except (TypeError, ValueError) as error:
-            raise gr.Error(f"Invalid setting: {error}", print_exception=False) from error
-        try:
-            loaded = load_image(image["path"], name=source)
-            progress(0, desc="Starting" if config.aligned else "Finding faces")
-            for event in stream_restore(loaded, pipe, config):
-                if isinstance(event, StepProgress):
-                    progress((event.step, event.num_steps), desc=describe_progress(event, config.max_batch_size))
-                    if event.preview is not None:
-                        yield upscale_image(event.preview, PREVIEW_ZOOM), *[gr.skip()] * 6  # the rest waits
-                    continue
-                result = event
-        except NoFaceDetectedError as error:
-            raise gr.Error(f"{error} Here: set Mode to 'aligned face'.", print_exception=False) from error
-        except AuthFaceError as error:  # bad upload, unusable checkpoint...: the message says what to do
-            raise gr.Error(str(error), print_exception=False) from error
-        flagged = [str(face.index + 1) for face in result.faces if face.authenticity and face.authenticity.warning]
-        if flagged:
-            gr.Warning(f"Look twice at face {', '.join(flagged)}: see the authenticity report.")
-        yield (
-            None,  # the live estimate has done its job
-            (input_at_output_size(loaded, result), result.image),  # same size: the slider compares pixels
-            face_gallery(result),
-            report_rows(result),
-            str(write_download(result, source, Path(downloads.name))),
-            run_summary(result, source),
-            result.config.seed,  # the one drawn when "Random seed" was ticked
-        )
-
-    restore_fn = gpu(restore) if gpu is not None else restore
+    specs = {name: spec for name, spec in describe_settings(RestoreConfig).items() if name not in SERVER_SETTINGS}
 
     with gr.Blocks(
         title="AuthFace Studio: authentic face restoration", delete_cache=(KEEP_RESULTS_S, KEEP_RESULTS_S)
@@ -249,54 +314,19 @@ def build_demo(model: str | None = None, *, gpu: Callable[[Callable], Callable] 
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(
-                    label="Photo",
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    elem_id="input-image",
+                    label="Photo", type="filepath", sources=["upload", "clipboard", "webcam"], elem_id="input-image"
                 )
-                mode = gr.Radio(
-                    list(MODES),
-                    value="whole photo",
-                    label="Mode",
-                    info="'aligned face': the photo is already a centred, FFHQ-aligned face crop",
-                )
-                steps = gr.Slider(
-                    1,
-                    MAX_INFERENCE_STEPS,
-                    value=RELEASED_PRESET.num_inference_steps,
-                    step=1,
-                    label="Steps",
-                    elem_id="steps",
-                )
-                fidelity = gr.Slider(
-                    0,
-                    1,
-                    value=RELEASED_PRESET.fidelity,
-                    step=0.05,
-                    label="Fidelity",
-                    info="higher keeps closer to the input, lower restores more",
-                    elem_id="fidelity",
-                )
+                widgets = {name: setting_widget(specs[name], getattr(RELEASED_PRESET, name)) for name in MAIN_SETTINGS}
                 with gr.Accordion("More settings", open=False):
-                    guidance = gr.Slider(1, 20, value=RELEASED_PRESET.guidance_scale, step=0.5, label="Guidance")
-                    scheduler = gr.Dropdown(
-                        list(SCHEDULER_NAMES),
-                        value=RELEASED_PRESET.scheduler,
-                        label="Scheduler",
-                        info="ddpm: as released; dpmpp: the fast preset's",
-                    )
-                    faces = gr.Radio(
-                        list(FACE_SELECTION_MODES), value=RELEASED_PRESET.face_selection, label="Faces to restore"
-                    )
-                    upscale = gr.Slider(1, MAX_UPSCALE, value=RELEASED_PRESET.upscale, step=1, label="Output upscale")
-                    with gr.Row():
-                        seed = gr.Number(
-                            value=RELEASED_PRESET.seed, precision=0, label="Seed", minimum=0, maximum=MAX_SEED
-                        )
-                        randomize = gr.Checkbox(value=False, label="Random seed")
+                    for name, spec in specs.items():
+                        if name not in MAIN_SETTINGS:
+                            widgets[name] = setting_widget(spec, getattr(RELEASED_PRESET, name))
+                    randomize_seed = gr.Checkbox(value=False, label="Random seed", elem_id="randomize-seed")
                 with gr.Row():
-                    fast = gr.Button("Fast preset", size="sm")
-                    released = gr.Button("Released defaults", size="sm")
+                    presets = {
+                        name: gr.Button(PRESET_LABELS.get(name, f"{name.capitalize()} preset"), size="sm")
+                        for name in PRESETS
+                    }
                 run = gr.Button("Restore", variant="primary", elem_id="restore-button")
             with gr.Column(scale=2):
                 comparison = gr.ImageSlider(label="Before / after", type="numpy", elem_id="comparison")
@@ -316,35 +346,61 @@ def build_demo(model: str | None = None, *, gpu: Callable[[Callable], Callable] 
                         label="Current estimate", interactive=False, height=256, scale=1, elem_id="preview"
                     )
                     gallery = gr.Gallery(
-                        label="Faces: before | after",
-                        columns=2,
-                        height="auto",
-                        scale=3,
-                        elem_id="faces",
+                        label="Faces: before | after", columns=2, height="auto", scale=3, elem_id="faces"
                     )
 
+        @show_errors
+        def restore(image, randomize_seed, progress=gr.Progress(), **settings):
+            """Restore the faces of a photo; streams previews, then the comparison, faces, report and PNG."""
+            config = request_config(randomize_seed, settings)
+            if pipe is None:
+                raise ValueError(model_notice)
+            loaded = load_image(upload_path(image), name=upload_name(image))
+            progress(0, desc="Starting" if config.aligned else "Finding faces")
+            for event in stream_restore(loaded, pipe, config):
+                if isinstance(event, StepProgress):
+                    progress((event.step, event.num_steps), desc=describe_progress(event, config.max_batch_size))
+                    if event.preview is not None:
+                        yield {preview: upscale_image(event.preview, PREVIEW_ZOOM)}
+                    continue
+                result = event
+            flagged = [str(f.index + 1) for f in result.faces if f.authenticity and f.authenticity.warning]
+            if flagged:
+                gr.Warning(f"Look twice at face {', '.join(flagged)}: see the authenticity report.")
+            yield {
+                preview: None,  # the live estimate has done its job
+                comparison: (input_at_output_size(loaded, result), result.image),  # same size: compares pixels
+                gallery: face_gallery(result),
+                report: report_rows(result),
+                download: str(write_download(result, loaded.source, Path(downloads.name))),
+                summary: run_summary(result, loaded.source),
+                widgets["seed"]: result.config.seed,  # the one drawn when "Random seed" was ticked
+            }
+
         run.click(
-            restore_fn,
-            inputs=[image, mode, steps, fidelity, guidance, scheduler, faces, upscale, seed, randomize],
-            outputs=[preview, comparison, gallery, report, download, summary, seed],
+            gpu(restore) if gpu is not None else restore,
+            inputs=[image, randomize_seed],
+            inputs_kwargs=widgets,
+            outputs=[preview, comparison, gallery, report, download, summary, widgets["seed"]],
+            validator=functools.partial(check_request, pipe=pipe, model_notice=model_notice),
             api_name=API_NAME,
             show_progress_on=comparison,  # leave the live estimate uncovered
             preprocess=False,  # hand the upload to authface_core.io untouched: its messages name the problem
             concurrency_limit=1,
             concurrency_id="gpu",
         )
-        fast.click(
-            lambda: preset_widgets(FAST_PRESET),
-            outputs=[steps, fidelity, guidance, scheduler],
-            queue=False,
-            api_visibility="private",
-        )
-        released.click(
-            lambda: preset_widgets(RELEASED_PRESET),
-            outputs=[steps, fidelity, guidance, scheduler],
-            queue=False,
-            api_visibility="private",
-        )
+        for name, button in presets.items():
+            button.click(
+                functools.partial(preset_values, PRESETS[name], widgets),
+                outputs=list(widgets.values()),
+                queue=False,
+                api_visibility="private",
+            )
 
     demo.queue(default_concurrency_limit=1, max_size=32)
     return demo
+
+
+def launch(demo: gr.Blocks, **options):
+    """``demo.launch`` with the upload limit and error display every server of this demo uses."""
+    return demo.launch(**{**LAUNCH_OPTIONS, **options})

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -12,7 +15,7 @@ from PIL import Image
 
 from authface_core.errors import InvalidImageError
 from authface_core.faces import detect_faces
-from authface_core.io import load_image, load_rgb, save_image
+from authface_core.io import load_image, load_rgb, remove_stale_temp_files, save_image
 
 
 def _save(image: Image.Image, path, **options):
@@ -111,8 +114,13 @@ def _png_header_only(width: int, height: int) -> bytes:
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_header_only(100_000, 100_000))
-    with pytest.raises(InvalidImageError, match=r"bomb\.png: image too large"):
+    with pytest.raises(InvalidImageError) as refused:
         load_image(path)
+    # Our wording, not Pillow's "could be decompression bomb DOS attack".
+    assert str(refused.value) == (
+        f"{path}: image is 10,000,000,000 pixels, over the limit of 60,000,000 pixels (60 MP); "
+        "raise max_pixels to allow it"
+    )
 
 
 def test_pixel_limit_is_configurable_and_admits_8k(tmp_path):
@@ -121,8 +129,85 @@ def test_pixel_limit_is_configurable_and_admits_8k(tmp_path):
     from authface_core.io import open_image
 
     assert open_image(path).size == (8192, 6144)
-    with pytest.raises(InvalidImageError, match=r"8192x6144 = 50 MP, over the limit of 10 MP"):
+    with pytest.raises(InvalidImageError, match=r"8192x6144 = 50,331,648 pixels, over the limit of 10,000,000 pixels"):
         open_image(path, max_pixels=10_000_000)
+
+
+def test_just_over_the_limit_does_not_read_as_equal_to_it(tmp_path):
+    """60,000,001 pixels used to read "60 MP, over the limit of 60 MP"."""
+    from authface_core.io import open_image
+
+    path = tmp_path / "big.png"
+    path.write_bytes(_png_header_only(7746, 7746))  # 60,000,516 pixels
+    with pytest.raises(InvalidImageError, match=r"7746x7746 = 60,000,516 pixels, over the limit of 60,000,000 pixels"):
+        open_image(path)
+
+
+def test_png_with_a_bad_header_checksum_is_called_corrupt(tmp_path):
+    data = bytearray(_png_header_only(64, 64))
+    data[29] ^= 0xFF  # a byte of the IHDR chunk's CRC
+    path = tmp_path / "scan.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidImageError, match=r"scan\.png: corrupt PNG image"):
+        load_image(path)
+
+
+def test_heic_is_named_as_unsupported(tmp_path):
+    path = tmp_path / "phone.heic"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    with pytest.raises(InvalidImageError, match=r"phone\.heic: HEIC images are not supported"):
+        load_image(path)
+
+
+def test_symlink_loop_and_broken_link_say_so(tmp_path):
+    loop_a, loop_b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    loop_a.symlink_to(loop_b)
+    loop_b.symlink_to(loop_a)
+    with pytest.raises(InvalidImageError, match=r"a\.jpg: symbolic link loop"):
+        load_image(loop_a)
+    broken = tmp_path / "gone.jpg"
+    broken.symlink_to(tmp_path / "moved-away.jpg")
+    with pytest.raises(InvalidImageError, match=r"gone\.jpg: broken symbolic link \(it points to .*moved-away\.jpg"):
+        load_image(broken)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_mode_of_the_umask(tmp_path, astronaut, umask):
+    previous = os.umask(umask)
+    try:
+        save_image(tmp_path / "out.png", astronaut[:8, :8])
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.png").stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_failed_write_names_the_target_not_the_temp_file(tmp_path, astronaut):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(OSError, match=r"cannot write .*not-a-folder/out\.png") as failed:
+        save_image(blocker / "out.png", astronaut[:8, :8])
+    assert ".tmp" not in str(failed.value)
+
+
+def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
+    """A writer killed between mkstemp and rename leaves a temp file; the next run clears it, not live ones."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = tmp_path / "nested" / f".a.png.{int(dead.stdout)}-abcd1234.tmp"
+    killed.parent.mkdir()
+    killed.write_bytes(b"half a png")
+    live = tmp_path / f".b.png.{os.getpid()}-efgh5678.tmp"  # a write of this very process, in flight
+    live.write_bytes(b"being written")
+    old = tmp_path / ".c.png.zyxw9876.tmp"  # an older, pid-less name, untouched for two hours
+    old.write_bytes(b"old")
+    os.utime(old, (time.time() - 7200,) * 2)
+    keep = tmp_path / "photo.tmp"  # not ours
+    keep.write_bytes(b"x")
+
+    assert sorted(remove_stale_temp_files(tmp_path)) == sorted([killed, old])
+    assert live.exists() and keep.exists() and not killed.exists() and not old.exists()
 
 
 def test_save_image_round_trips_with_alpha(tmp_path, astronaut):

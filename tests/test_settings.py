@@ -110,6 +110,35 @@ def test_every_setting_needs_help():
         setting(1)
 
 
+def test_optional_number_takes_none_on_the_command_line():
+    parser = settings_parser(Example)
+    (parsed,) = settings_from_namespace(parser.parse_args(["--seed", "none"]), Example)
+    assert parsed.seed is None
+    (parsed,) = settings_from_namespace(parser.parse_args(["--seed", "5"]), Example)
+    assert parsed.seed == 5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--steps", "none"])  # not optional: none is no integer
+
+
+@dataclass(frozen=True)
+class WithNegativeAlias:
+    _argument_group_name = "checks"
+
+    check_identity: bool = setting(True, "compare faces", aliases=("--verify", "--no-identity-check"))
+
+
+def test_no_aliases_spell_the_negative_flag_and_groups_are_kept(capsys):
+    parser = settings_parser(WithNegativeAlias)
+    for argv, expected in [([], True), (["--no-identity-check"], False), (["--no-check-identity"], False)]:
+        assert settings_from_namespace(parser.parse_args(argv), WithNegativeAlias)[0].check_identity is expected
+    assert parser.parse_args(["--verify", "false"]).check_identity is False
+    child = __import__("argparse").ArgumentParser(parents=[settings_parser(WithNegativeAlias, add_help=False)])
+    assert child.parse_args(["--no-identity-check"]).check_identity is False
+    with pytest.raises(SystemExit):
+        child.parse_args(["--help"])
+    assert "checks:" in capsys.readouterr().out
+
+
 @dataclass(frozen=True)
 class Required:
     path: str = setting(help="no default: a required flag")

@@ -1,61 +1,85 @@
-"""``evaluate``: tables (Markdown, CSV) and a plot comparing folders of restored faces."""
+"""``evaluate``: tables (Markdown, CSV) and a plot comparing folders of restored faces.
+
+A file that cannot be scored (unreadable, or not the aligned square face the identity metrics need)
+is reported with its name and the problem, the others are scored, and the exit status is 1.
+"""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from ..metrics.learned import LEARNED_METRICS
+from ..settings import add_settings_arguments, check_settings, setting
 
 HELP = "Score folders of restored aligned faces (PSNR/SSIM, identity, LMD, NIQE, learned) into tables and a plot."
 
-LEARNED_CHOICES = ("lpips", "fid", "musiq", "maniqa", "clipiqa")
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """What to measure and how to show it (the measuring part becomes a ``metrics.evaluate.EvaluationConfig``)."""
+
+    _argument_group_name = "evaluation settings"
+
+    gt: str | None = setting(None, "folder of ground-truth faces with the same file names (synthetic sets)")
+    identity: bool = setting(True, "dlib identity similarity, Deg and LMD against the ground truth (slower)")
+    niqe: bool = setting(True, "NIQE on every output")
+    learned: str = setting(
+        "lpips,fid,musiq",
+        f"comma-separated learned metrics to try through pyiqa ({', '.join(LEARNED_METRICS)}), or none; "
+        "without pyiqa or its weights each is skipped with a note",
+    )
+    device: str = setting("cpu", "torch device for the learned metrics")
+    plot_metric: str | None = setting(
+        None, "metric to plot per method (None: psnr_y with --gt, else niqe if measured; none for no plot)"
+    )
+    x_label: str = setting(
+        "setting", "what the number ending each folder name means, e.g. fidelity or steps (folders fidelity_0.5, ...)"
+    )
+    title: str = setting("Evaluation", "title of the Markdown table")
+
+    def __post_init__(self):
+        check_settings(self)
+        unknown = sorted(set(self.learned_metrics) - set(LEARNED_METRICS))
+        if unknown:
+            known = ", ".join(LEARNED_METRICS)
+            raise ValueError(f"learned has unknown metric(s) {', '.join(unknown)}; choose from {known}")
+
+    @property
+    def learned_metrics(self) -> tuple[str, ...]:
+        names = tuple(name.strip() for name in self.learned.split(",") if name.strip())
+        return () if names == ("none",) else names
 
 
 def add_arguments(parser) -> None:
+    """The settings' flags (from :class:`EvaluateSettings`), then the folders."""
+    add_settings_arguments(parser, EvaluateSettings)
     parser.add_argument(
         "methods", nargs="+", metavar="RESTORED_DIR", help="one folder of restored faces per method or setting"
     )
-    parser.add_argument("--gt", metavar="GT_DIR", help="ground-truth faces with the same file names (synthetic sets)")
     parser.add_argument(
         "-o", "--out", required=True, metavar="OUT", help="folder for results.md, results.csv, per_image.csv, the plot"
     )
-    parser.add_argument(
-        "--learned",
-        default="lpips,fid,musiq",
-        help=f"comma-separated learned metrics to try through pyiqa ({', '.join(LEARNED_CHOICES)}); 'none' for none. "
-        "Missing pyiqa or weights: skipped with a note (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--no-identity", action="store_true", help="skip the dlib identity, Deg and LMD metrics (faster)"
-    )
-    parser.add_argument("--no-niqe", action="store_true", help="skip NIQE")
-    parser.add_argument(
-        "--plot-metric", help="metric to plot per method (default: psnr_y with --gt, else niqe; 'none' for no plot)"
-    )
-    parser.add_argument(
-        "--x-label",
-        default="setting",
-        help="what the number ending each folder name means, e.g. fidelity or steps (folders fidelity_0.5, ...)",
-    )
-    parser.add_argument("--title", default="Evaluation", help="title of the Markdown table")
-    parser.add_argument("--device", default="cpu", help="torch device for learned metrics (default cpu)")
 
 
 def run(args) -> int:
     from ..errors import AuthFaceError
     from ..metrics.evaluate import EvaluationConfig, evaluate_folders
     from ..metrics.report import save_report
+    from ..settings import settings_from_namespace
+    from . import EXIT_CANNOT_START, EXIT_OK, EXIT_SOME_FAILED
 
-    names = [name.strip() for name in args.learned.split(",") if name.strip()]
-    learned = () if names == ["none"] else tuple(names)
     try:
+        (settings,) = settings_from_namespace(args, EvaluateSettings)
         config = EvaluationConfig(
-            gt_dir=Path(args.gt) if args.gt else None,
-            identity=not args.no_identity,
-            niqe=not args.no_niqe,
-            learned=learned,
-            device=args.device,
+            gt_dir=Path(settings.gt) if settings.gt else None,
+            identity=settings.identity,
+            niqe=settings.niqe,
+            learned=settings.learned_metrics,
+            device=settings.device,
         )
-        plot_metric = args.plot_metric or ("psnr_y" if config.gt_dir is not None else "niqe")
+        plot_metric = settings.plot_metric or next((k for k in ("psnr_y", "niqe") if k in config.metric_keys), "none")
         if plot_metric.lower() == "none":
             plot_metric = None
         elif plot_metric not in config.metric_keys:
@@ -63,11 +87,11 @@ def run(args) -> int:
                 f"--plot-metric {plot_metric!r} is not measured here; choose from {list(config.metric_keys)}"
             )
         report = evaluate_folders(args.methods, config)
-        files = save_report(report, args.out, plot_metric=plot_metric, x_label=args.x_label, title=args.title)
+        files = save_report(report, args.out, plot_metric=plot_metric, x_label=settings.x_label, title=settings.title)
     except (AuthFaceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START
     print(files.markdown.read_text())
     written = [files.markdown, files.csv, files.per_image_csv] + ([files.plot] if files.plot else [])
     print("wrote " + ", ".join(str(p) for p in written))
-    return 1 if any(method.failures for method in report.methods) else 0
+    return EXIT_SOME_FAILED if any(method.failures for method in report.methods) else EXIT_OK

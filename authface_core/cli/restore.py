@@ -1,142 +1,84 @@
 """``restore``: restore the faces of photos (or aligned face crops) into an output folder.
 
-Each input ``a/b.jpg`` gives ``OUTDIR/b.png`` (inputs found in a folder keep their path below that
-folder) and a JSON sidecar ``OUTDIR/b.json`` with the settings and the per-face results. Outputs
-that already exist with their sidecar are skipped, so an interrupted run resumes; a bad file is
-reported and skipped, and the exit status is 1 if any input failed.
+Each input keeps its name and format in the output folder: ``photos/trip/a.jpg`` given as the folder
+``photos`` gives ``OUT/trip/a.jpg``, and ``a.jpg``, ``a.png`` and ``a.tiff`` stay three files (a format
+the writer lacks becomes ``<name>.png``). Beside each output, ``<output name>.json`` records the model,
+the settings (with the seed used) and what happened to each face. The output folder may not be, or
+contain, an input; inside an input folder it is left out of the search. It is checked before the model
+loads. An output that exists with its sidecar is kept, so an interrupted run resumes; where its recorded
+settings differ from the ones asked for, the run says which (``--overwrite`` redoes it).
+
+Every input is restored or reported. A photo without a face is reported and left out, not an error
+(as in ``faces``); a file that fails is reported and the run goes on. Exit status: see ``authface_core.cli``.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
+import errno
 import json
 import sys
 import time
 from pathlib import Path
 
+from ..model_config import ModelConfig, add_model_arguments
+from ..restore import PRESETS, RestoreConfig
+from ..settings import add_settings_arguments
+
 HELP = "Restore faces in photos or aligned crops with AuthFace (folders, resume, JSON sidecars)."
 SMOKE_TEST_WARNING = "smoke-test model with random weights: this output is not a restoration"
-# --seed value that asks for a freshly drawn seed (reported in the sidecar).
-DRAW_SEED_FLAG = -1
+# Write errors after which no later output can be written either.
+_OUTPUT_FOLDER_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def add_arguments(parser) -> None:
-    """The ``restore`` flags; the defaults shown are the released settings of :class:`RestoreConfig`."""
-    from ..pipeline.constants import (
-        COLOR_FIX_METHODS,
-        DEFAULT_MODEL_ID,
-        MAX_INFERENCE_STEPS,
-        MODEL_ENV_VAR,
-        SCHEDULER_NAMES,
-    )
-    from ..restore import FACE_SELECTION_MODES, MAX_UPSCALE, RELEASED_PRESET
-
-    defaults = RELEASED_PRESET
+    """The settings' flags (from their dataclasses), then the others."""
+    add_model_arguments(parser)
+    add_settings_arguments(parser, RestoreConfig)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
-    parser.add_argument("-o", "--output-dir", required=True, help="folder for restored images and their .json sidecars")
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--model",
-        help="Hub id, local checkpoint folder, or 'tiny' (random smoke-test model); "
-        f"default ${MODEL_ENV_VAR} or {DEFAULT_MODEL_ID}",
+    parser.add_argument(
+        "-o", "--output-dir", required=True, help="folder for the restored images and their .json sidecars"
     )
-    model.add_argument("--revision", help="Hub branch, tag or commit")
-    model.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    model.add_argument(
-        "--dtype", choices=("fp16", "bf16", "fp32"), help="default fp16 on GPU (as released), fp32 on CPU"
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="released",
+        help="start from these settings; flags and --config given win (fast: DPM-Solver++ at 20 steps)",
     )
-    model.add_argument(
-        "--low-memory", action="store_true", help="the 12 GB memory preset: model CPU offload + VAE slicing/tiling"
+    parser.add_argument(
+        "--fast", dest="preset", action="store_const", const="fast", default=argparse.SUPPRESS, help="--preset fast"
     )
-    model.add_argument(
-        "--compile", action="store_true", help="torch.compile the UNet and ControlNet (fast path; slow first call)"
-    )
-    sampling = parser.add_argument_group("sampling")
-    sampling.add_argument(
-        "--fast", action="store_true", help="the fast preset (DPM-Solver++, 20 steps); explicit flags win"
-    )
-    sampling.add_argument(
-        "--steps",
-        type=int,
-        help=f"denoising steps, 1 to {MAX_INFERENCE_STEPS} (default {defaults.num_inference_steps})",
-    )
-    sampling.add_argument(
-        "--fidelity",
-        type=float,
-        help=f"0 = released (full prior) ... 1 = stay with the input (default {defaults.fidelity:g})",
-    )
-    sampling.add_argument(
-        "--guidance", type=float, help=f"classifier-free guidance scale (default {defaults.guidance_scale:g})"
-    )
-    sampling.add_argument(
-        "--seed", type=int, help=f"random seed (default {defaults.seed}; {DRAW_SEED_FLAG} draws a fresh one)"
-    )
-    sampling.add_argument("--scheduler", choices=SCHEDULER_NAMES, help=f"default {defaults.scheduler} (as released)")
-    sampling.add_argument("--prompt", help="positive prompt (default: the released one)")
-    sampling.add_argument("--negative-prompt", help="negative prompt (default: the released one)")
-    sampling.add_argument("--color-fix", choices=COLOR_FIX_METHODS, help=f"default {defaults.color_fix} (as released)")
-    faces = parser.add_argument_group("faces")
-    faces.add_argument("--aligned", action="store_true", help="inputs are already aligned face crops (no detection)")
-    faces.add_argument(
-        "--face-size", type=int, help=f"aligned face size in px, a multiple of 8 (default {defaults.face_size})"
-    )
-    faces.add_argument(
-        "--select", choices=FACE_SELECTION_MODES, help=f"which faces to restore (default {defaults.face_selection})"
-    )
-    faces.add_argument(
-        "--min-face-size", type=int, help=f"skip faces smaller than this many px (default {defaults.min_face_size})"
-    )
-    faces.add_argument(
-        "--upscale", type=int, help=f"output scale of the whole photo, 1 to {MAX_UPSCALE} (default {defaults.upscale})"
-    )
-    faces.add_argument("--batch-size", type=int, help=f"faces per pipeline call (default {defaults.max_batch_size})")
-    faces.add_argument("--no-identity-check", action="store_true", help="skip the authenticity report per face")
+    parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of settings (their flag names, as keys)")
     parser.add_argument("--overwrite", action="store_true", help="restore again even where an output exists")
 
 
-# CLI flag -> RestoreConfig field, for the flags that map one to one.
-_FLAG_FIELDS = {
-    "steps": "num_inference_steps",
-    "fidelity": "fidelity",
-    "guidance": "guidance_scale",
-    "scheduler": "scheduler",
-    "prompt": "prompt",
-    "negative_prompt": "negative_prompt",
-    "color_fix": "color_fix",
-    "face_size": "face_size",
-    "select": "face_selection",
-    "min_face_size": "min_face_size",
-    "upscale": "upscale",
-    "batch_size": "max_batch_size",
-}
+def settings_defaults(args, parser) -> None:
+    """Make the preset, then the settings file, the defaults of the final parse."""
+    from ..settings import apply_settings_file, settings_to_dict
+
+    parser.set_defaults(**settings_to_dict(PRESETS[args.preset]))
+    if args.config:
+        apply_settings_file(parser, args.config)
 
 
-def config_from_args(args):
-    """The RestoreConfig the flags ask for: released defaults (or the fast preset), then each flag given."""
-    from ..restore import FAST_PRESET, RELEASED_PRESET
+def output_path(name: Path, output_dir: Path) -> Path:
+    """Where the restoration of the input named ``name`` goes: the same relative name and format."""
+    from ..io import OUTPUT_FORMATS
 
-    base = FAST_PRESET if args.fast else RELEASED_PRESET
-    changes = {field: getattr(args, flag) for flag, field in _FLAG_FIELDS.items() if getattr(args, flag) is not None}
-    if args.seed is not None:
-        changes["seed"] = None if args.seed == DRAW_SEED_FLAG else args.seed
-    return dataclasses.replace(base, aligned=args.aligned, check_identity=not args.no_identity_check, **changes)
+    return output_dir / (name if name.suffix.lower() in OUTPUT_FORMATS else name.with_name(f"{name.name}.png"))
 
 
-def output_paths(inputs: list[str], output_dir: Path) -> list[tuple[Path, Path]]:
-    """(input image, output PNG) pairs; images found in a folder keep their path relative to it."""
-    from ..io import list_images
-
-    pairs = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            pairs += [(path, output_dir / path.relative_to(item).with_suffix(".png")) for path in list_images([item])]
-        else:
-            pairs.append((item, output_dir / f"{item.stem}.png"))
-    return pairs
+def sidecar_path(output: Path) -> Path:
+    """``OUT/a.jpg`` -> ``OUT/a.jpg.json``: distinct for ``a.jpg`` and ``a.png``."""
+    return output.with_name(f"{output.name}.json")
 
 
 def sidecar_record(input_path: Path, output_path: Path, model: str, result, seconds: float) -> dict:
     """The JSON record of one restoration: settings used and what happened to each face."""
+    import dataclasses
+
+    from ..settings import settings_to_dict
+
     faces = [
         {
             "index": face.index,
@@ -150,7 +92,7 @@ def sidecar_record(input_path: Path, output_path: Path, model: str, result, seco
         "output": str(output_path),
         "model": model,
         "smoke_test_model": result.smoke_test_model,
-        "settings": result.config.to_dict(),
+        "settings": settings_to_dict(result.config),
         "output_size": [result.image.shape[1], result.image.shape[0]],
         "faces": faces,
         "skipped_faces": [{"box": box.to_dict(), "reason": reason} for box, reason in result.skipped],
@@ -161,50 +103,99 @@ def sidecar_record(input_path: Path, output_path: Path, model: str, result, seco
     return record
 
 
+def recorded_differences(record: dict, model: str, config: RestoreConfig) -> list[str]:
+    """How the settings a sidecar recorded differ from the ones asked for now ('steps 20, now 50'); a seed
+    left to chance (None) matches any recorded seed."""
+    from ..settings import settings_to_dict
+
+    recorded = record.get("settings", {})
+    changes = [] if record.get("model") == model else [f"model {record.get('model')}, now {model}"]
+    for name, wanted in settings_to_dict(config).items():
+        if recorded.get(name) != wanted and not (name == "seed" and wanted is None):
+            changes.append(f"{name} {recorded.get(name)!r}, now {wanted!r}")
+    return changes
+
+
 def run(args) -> int:
-    """Restore every input; exit status 0, 1 if any input failed, 2 for bad flags or no model."""
-    from ..batch import SkipInput, run_batch
-    from ..errors import AuthFaceError
+    """Restore every input; the exit status is that of ``authface_core.cli``."""
+    from ..batch import (
+        SkipInput,
+        StopBatch,
+        check_distinct_outputs,
+        prepare_output_folder,
+        print_left_out,
+        run_batch,
+        scan_inputs,
+    )
+    from ..errors import AuthFaceError, NoFaceDetectedError
     from ..io import atomic_write_bytes, load_image, save_image
-    from ..pipeline.loading import load_pipeline, resolve_model
     from ..restore import restore_image
+    from ..settings import settings_from_namespace
+    from . import EXIT_CANNOT_START, EXIT_OK, EXIT_SOME_FAILED
 
     try:
-        config = config_from_args(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    model = resolve_model(args.model)
-    try:
-        pipe = load_pipeline(
-            model,
-            revision=args.revision,
-            device=args.device,
-            dtype=args.dtype,
-            memory="12gb" if args.low_memory else "full",
-            compile_models=args.compile,
-        )
+        model_config, config = settings_from_namespace(args, ModelConfig, RestoreConfig)
+        output_dir = prepare_output_folder(args.output_dir, args.inputs)
+        scan = scan_inputs(args.inputs, exclude=output_dir)
+        targets = {entry.path: output_path(entry.name, output_dir) for entry in scan.files}
+        check_distinct_outputs(targets.items())
     except (AuthFaceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START
+    print_left_out(scan)
+    if not targets:
+        return EXIT_SOME_FAILED
+    model = model_config.resolved_model
+    try:
+        pipe = model_config.load()
+    except (AuthFaceError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CANNOT_START
     if pipe.is_smoke_test_model:
         print(f"warning: {model}: {SMOKE_TEST_WARNING}", file=sys.stderr)
-    output_dir = Path(args.output_dir)
-    targets = dict(output_paths(args.inputs, output_dir))
 
-    def process(path: Path) -> Path:
-        output_path = targets[path]
-        sidecar_path = output_path.with_suffix(".json")
-        if not args.overwrite and output_path.is_file() and sidecar_path.is_file():
-            raise SkipInput(f"{output_path} exists")
+    def process(path: Path) -> str:
+        output, sidecar = targets[path], sidecar_path(targets[path])
+        if not args.overwrite and output.is_file() and sidecar.is_file():
+            changes = _earlier_changes(sidecar, model, config)
+            if changes is not None:
+                if changes:
+                    print(
+                        f"note: {output} kept, made with other settings ({'; '.join(changes)}); --overwrite redoes it",
+                        file=sys.stderr,
+                    )
+                raise SkipInput(f"{output} exists")
         start = time.perf_counter()
-        result = restore_image(load_image(path), pipe, config)
-        save_image(output_path, result.image, result.alpha)
-        record = sidecar_record(path, output_path, model, result, time.perf_counter() - start)
-        atomic_write_bytes(sidecar_path, json.dumps(record, indent=2).encode())
-        return output_path
+        try:
+            result = restore_image(load_image(path), pipe, config)
+        except NoFaceDetectedError as error:
+            print(f"note: {error} Left out (not an error).", file=sys.stderr)
+            return "no face"
+        try:
+            save_image(output, result.image, result.alpha)
+            record = sidecar_record(path, output, model, result, time.perf_counter() - start)
+            atomic_write_bytes(sidecar, json.dumps(record, indent=2).encode())
+        except OSError as error:
+            if error.errno in _OUTPUT_FOLDER_FULL:
+                raise StopBatch(error.strerror or str(error)) from None
+            raise
+        return "restored"
 
     report = run_batch(list(targets), process, desc="restore")
-    done, skipped, failed = len(report.results), len(report.skipped), len(report.failures)
-    print(f"{done} restored, {skipped} already done, {failed} failed -> {output_dir}", file=sys.stderr)
-    return report.exit_code
+    outcomes = [outcome for _, outcome in report.results]
+    failed = len(report.failures) + len(scan.problems)
+    print(
+        f"{outcomes.count('restored')} restored, {len(report.skipped)} already done, "
+        f"{outcomes.count('no face')} without a face, {failed} failed, {len(scan.ignored)} ignored -> {output_dir}",
+        file=sys.stderr,
+    )
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _earlier_changes(sidecar: Path, model: str, config: RestoreConfig) -> list[str] | None:
+    """The differences from an earlier output's recorded settings, or None when its sidecar is unreadable
+    (then the input is restored again)."""
+    try:
+        return recorded_differences(json.loads(sidecar.read_text()), model, config)
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -190,7 +190,10 @@ def detect_boxes(
     small = (
         rgb
         if scale == 1.0
-        else cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        # at least 1 px a side: a 65000x10 strip is a valid photo, only too thin to hold a face
+        else cv2.resize(
+            rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )
     )
     if detector == "hog":
         with DLIB_LOCK:

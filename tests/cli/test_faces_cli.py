@@ -58,3 +58,31 @@ def test_faces_cli_says_when_a_photo_has_no_face(tmp_path):
     assert f"{photo}: no face found" in result.stdout
     as_json = json.loads(run_cli(str(photo), "--json").stdout)
     assert as_json["faces"] == []
+
+
+def test_crops_of_same_named_photos_never_collide_and_originals_stay(tmp_path, astronaut, capsys):
+    from authface_core.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(astronaut).save(folder / "a.jpg", quality=95)
+    Image.fromarray(astronaut).save(folder / "a.png")
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    crops = folder / "crops"  # inside the input folder: left out of the search
+    assert main(["faces", str(folder), "--save-aligned", str(crops), "--size", "256", "--select", "largest"]) == 0
+    assert sorted(p.name for p in crops.iterdir()) == ["a.jpg.face00.png", "a.png.face00.png"]
+    assert Image.open(crops / "a.png.face00.png").size == (256, 256)
+    assert {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()} == before
+    assert main(["faces", str(folder), "--save-aligned", str(folder)]) == 2  # would write among the originals
+    assert "the output folder is, or contains, the input" in capsys.readouterr().err
+
+
+def test_faces_flags_come_from_the_settings_with_the_old_short_names():
+    from authface_core.cli import parse_args
+    from authface_core.cli.faces import FacesSettings
+    from authface_core.settings import settings_from_namespace
+
+    args = parse_args(["faces", "x.jpg", "--select", "largest", "--min-size", "40", "--size", "1024"])
+    assert settings_from_namespace(args, FacesSettings)[0] == FacesSettings(
+        face_selection="largest", min_face_size=40, face_size=1024
+    )

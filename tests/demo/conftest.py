@@ -20,11 +20,13 @@ def free_port() -> int:
 
 
 def launch(model: str) -> tuple[object, str]:
-    """Build the demo for ``model`` and serve it on 127.0.0.1 without blocking; return (demo, url)."""
+    """Build the demo for ``model`` and serve it on 127.0.0.1 as the entry point does, without blocking."""
+    from authface_core.model_config import ModelConfig
     from demo.app import build_demo
+    from demo.app import launch as launch_demo
 
-    demo = build_demo(model)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    demo = build_demo(ModelConfig(model=model))
+    launch_demo(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     return demo, demo.local_url
 
 

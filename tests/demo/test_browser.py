@@ -45,12 +45,12 @@ def test_browser_upload_slide_restore_compare(page, whole_photo, tmp_path_factor
     from playwright.sync_api import expect
 
     page.get_by_role("button", name="Fast preset").click()
-    expect(page.locator("#steps input[type=number]")).to_have_value(str(FAST_PRESET.num_inference_steps))
+    expect(page.locator("#num_inference_steps input[type=number]")).to_have_value(str(FAST_PRESET.num_inference_steps))
     upload(page, whole_photo)
     expect(page.locator("#input-image img").first).to_be_visible()
-    move_slider(page, "steps", 1)  # 1 -> 2 steps
+    move_slider(page, "num_inference_steps", 1)  # 1 -> 2 steps
     move_slider(page, "fidelity", 6)  # 0 -> 0.30 (step 0.05)
-    expect(page.locator("#steps input[type=number]")).to_have_value("2")
+    expect(page.locator("#num_inference_steps input[type=number]")).to_have_value("2")
     expect(page.locator("#fidelity input[type=number]")).to_have_value("0.3")
     page.locator("#restore-button").click()
 
@@ -80,11 +80,14 @@ def test_browser_bad_upload_shows_error_then_next_request_works(page, whole_phot
     disguised.write_text("not a photo at all\n")
     upload(page, disguised)
     page.locator("#restore-button").click()
-    expect(page.locator(".toast-body").first).to_contain_text("holiday.jpg: not an image file", timeout=60_000)
+    # Answered by the checks before the queue, at the photo it concerns.
+    error = page.locator("#input-image .validation-error")
+    expect(error).to_contain_text("holiday.jpg: not an image file", timeout=60_000)
 
+    error.get_by_role("button", name="Clear").first.click()
     page.locator("#input-image button[aria-label='Remove Image']").click()
     upload(page, whole_photo)
-    move_slider(page, "steps", 0)  # 1 step: this run only proves the app still serves
+    move_slider(page, "num_inference_steps", 0)  # 1 step: this run only proves the app still serves
     page.locator("#restore-button").click()
     expect(page.locator("#summary")).to_contain_text("Restored", timeout=RESULT_TIMEOUT_MS)
     expect(page.locator("#report").get_by_role("gridcell", name=ANY_VERDICT).first).to_be_visible()

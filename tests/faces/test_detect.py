@@ -95,3 +95,9 @@ def test_cnn_detector_finds_the_same_face(astronaut):
     assert abs(cnn.center[1] - hog.center[1]) < 0.25 * hog.height
     with pytest.raises(ValueError, match="detector must be one of"):
         detect_faces(astronaut, detector="retinaface")
+
+
+@pytest.mark.parametrize("shape", [(10, 65000, 3), (65000, 10, 3), (1, 1, 3)])
+def test_extreme_strips_are_valid_photos_without_faces(shape):
+    """A 65000x10 strip used to shrink to 0 px high for detection and raise cv2.error in resize."""
+    assert detect_faces(np.zeros(shape, np.uint8)) == []

@@ -144,10 +144,3 @@ def test_evaluate_subcommand_refuses_an_unknown_plot_metric(benchmark_set, tmp_p
     args = parser.parse_args([str(benchmark_set / "blur_1"), "-o", str(tmp_path), "--plot-metric", "psnr_y"])
     assert evaluate_cli.run(args) == 2
     assert "--plot-metric 'psnr_y' is not measured" in capsys.readouterr().err
-
-
-def test_evaluate_subcommand_lists_every_learned_metric():
-    """The CLI keeps its own list so that --help never imports the metrics; it must match theirs."""
-    from authface_core.metrics.learned import LEARNED_METRICS
-
-    assert evaluate_cli.LEARNED_CHOICES == tuple(LEARNED_METRICS)
