@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = args.out / "restored" / f"{args.sweep}_{value:g}"
         timings[out_dir.name] = restore_folder(pipe, benchmark_set / "lq", out_dir, restore_config)
         method_dirs.append(out_dir)
-    learned = () if args.learned == "none" else tuple(args.learned.split(","))
-    evaluation_config = EvaluationConfig(gt_dir=benchmark_set / "hq", identity=not args.no_identity, learned=learned)
+    evaluation_config = EvaluationConfig(
+        gt_dir=benchmark_set / "hq", identity=not args.no_identity, learned=args.learned
+    )
     report = evaluate_folders(method_dirs, evaluation_config)
     title = (
         f"{args.model} on {len(hq_paths)} {args.hq.name} faces at {args.size} px, {args.preset} degradation "

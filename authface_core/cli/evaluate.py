@@ -8,29 +8,19 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..metrics.learned import LEARNED_METRICS
+from ..metrics.config import EvaluationConfig
 from ..settings import add_settings_arguments, check_settings, setting
 
 HELP = "Score folders of restored aligned faces (PSNR/SSIM, identity, LMD, NIQE, learned) into tables and a plot."
 
 
 @dataclass(frozen=True)
-class EvaluateSettings:
-    """What to measure and how to show it (the measuring part becomes a ``metrics.evaluate.EvaluationConfig``)."""
+class ReportSettings:
+    """How to show the scores (what to measure is :class:`~authface_core.metrics.config.EvaluationConfig`)."""
 
-    _argument_group_name = "evaluation settings"
+    _argument_group_name = "report"
 
-    gt: str | None = setting(None, "folder of ground-truth faces with the same file names (synthetic sets)")
-    identity: bool = setting(True, "dlib identity similarity, Deg and LMD against the ground truth (slower)")
-    niqe: bool = setting(True, "NIQE on every output")
-    learned: str = setting(
-        "lpips,fid,musiq",
-        f"comma-separated learned metrics to try through pyiqa ({', '.join(LEARNED_METRICS)}), or none; "
-        "without pyiqa or its weights each is skipped with a note",
-    )
-    device: str = setting("cpu", "torch device for the learned metrics")
     plot_metric: str | None = setting(
         None, "metric to plot per method (None: psnr_y with --gt, else niqe if measured; none for no plot)"
     )
@@ -41,20 +31,11 @@ class EvaluateSettings:
 
     def __post_init__(self):
         check_settings(self)
-        unknown = sorted(set(self.learned_metrics) - set(LEARNED_METRICS))
-        if unknown:
-            known = ", ".join(LEARNED_METRICS)
-            raise ValueError(f"learned has unknown metric(s) {', '.join(unknown)}; choose from {known}")
-
-    @property
-    def learned_metrics(self) -> tuple[str, ...]:
-        names = tuple(name.strip() for name in self.learned.split(",") if name.strip())
-        return () if names == ("none",) else names
 
 
 def add_arguments(parser) -> None:
-    """The settings' flags (from :class:`EvaluateSettings`), then the folders."""
-    add_settings_arguments(parser, EvaluateSettings)
+    """The settings' flags (from :class:`EvaluationConfig` and :class:`ReportSettings`), then the folders."""
+    add_settings_arguments(parser, EvaluationConfig, ReportSettings)
     parser.add_argument(
         "methods", nargs="+", metavar="RESTORED_DIR", help="one folder of restored faces per method or setting"
     )
@@ -65,20 +46,13 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..errors import AuthFaceError
-    from ..metrics.evaluate import EvaluationConfig, evaluate_folders
+    from ..metrics.evaluate import evaluate_folders
     from ..metrics.report import save_report
     from ..settings import settings_from_namespace
     from . import EXIT_CANNOT_START, EXIT_OK, EXIT_SOME_FAILED
 
     try:
-        (settings,) = settings_from_namespace(args, EvaluateSettings)
-        config = EvaluationConfig(
-            gt_dir=Path(settings.gt) if settings.gt else None,
-            identity=settings.identity,
-            niqe=settings.niqe,
-            learned=settings.learned_metrics,
-            device=settings.device,
-        )
+        config, settings = settings_from_namespace(args, EvaluationConfig, ReportSettings)
         plot_metric = settings.plot_metric or next((k for k in ("psnr_y", "niqe") if k in config.metric_keys), "none")
         if plot_metric.lower() == "none":
             plot_metric = None

@@ -20,55 +20,9 @@ from ..batch import run_batch
 from ..errors import InvalidImageError
 from ..io import list_images, load_rgb
 from ..niqe import NIQE_MIN_SIDE, niqe_or_none
+from .config import IDENTITY_METRICS, EvaluationConfig
 from .fidelity import psnr, ssim
-from .learned import LEARNED_METRICS, LearnedMetrics, load_learned_metrics
-from .specs import METRIC_SPECS
-
-FIDELITY_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
-IDENTITY_METRICS = ("identity_similarity", "identity_angle", "lmd")
-
-
-@dataclass(frozen=True)
-class EvaluationConfig:
-    """What to measure.
-
-    Args:
-        gt_dir: folder of ground-truth aligned faces, or None for real-world sets (no reference).
-        identity: dlib identity similarity, Deg-like angle and LMD against ground truth (about
-            0.3 s per image pair on one CPU core).
-        niqe: NIQE on every output (images of at least 192 px).
-        learned: learned metrics to try through pyiqa (``lpips``, ``fid``, ``musiq``, ``maniqa``,
-            ``clipiqa``); those that cannot be loaded are reported as skipped.
-        device: torch device for the learned metrics.
-    """
-
-    gt_dir: Path | None = None
-    identity: bool = True
-    niqe: bool = True
-    learned: tuple[str, ...] = ("lpips", "fid", "musiq")
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.gt_dir is not None:
-            object.__setattr__(self, "gt_dir", Path(self.gt_dir))
-            if not self.gt_dir.is_dir():
-                raise ValueError(f"gt_dir {str(self.gt_dir)!r} is not a folder")
-        object.__setattr__(self, "learned", tuple(self.learned))
-        unknown = sorted(set(self.learned) - set(LEARNED_METRICS))
-        if unknown:
-            raise ValueError(f"learned has unknown metric(s) {unknown}; choose from {sorted(LEARNED_METRICS)}")
-
-    @property
-    def metric_keys(self) -> tuple[str, ...]:
-        """The table's columns, in the order of ``specs.METRIC_SPECS``."""
-        wanted = set(self.learned)
-        if self.gt_dir is not None:
-            wanted |= set(FIDELITY_METRICS) | (set(IDENTITY_METRICS) if self.identity else set())
-        else:
-            wanted -= {key for key in wanted if METRIC_SPECS[key].needs_reference}
-        if self.niqe:
-            wanted.add("niqe")
-        return tuple(key for key in METRIC_SPECS if key in wanted)
+from .learned import LearnedMetrics, load_learned_metrics
 
 
 @dataclass(frozen=True)
@@ -135,7 +89,7 @@ def evaluate_folders(
     for folder in method_dirs:
         if not folder.is_dir():
             raise InvalidImageError(str(folder), "is not a folder of restored faces")
-    learned = load_learned_metrics([k for k in config.learned if k in config.metric_keys], device=config.device)
+    learned = load_learned_metrics([k for k in config.learned_metrics if k in config.metric_keys], device=config.device)
     reference_faces = _reference_face_cache() if config.identity and config.gt_dir is not None else None
     methods = []
     for name, folder in zip(method_names(method_dirs), method_dirs, strict=True):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from authface_core.cli import main, parse_args
-from authface_core.cli.evaluate import EvaluateSettings
+from authface_core.cli.evaluate import ReportSettings
 from authface_core.io import save_image
+from authface_core.metrics.config import EvaluationConfig
 from authface_core.settings import settings_from_namespace
 
 
@@ -32,12 +33,12 @@ def test_a_file_that_cannot_be_scored_is_named_and_the_rest_scored(astronaut, tm
 
 def test_evaluate_flags_come_from_its_settings():
     args = parse_args(["evaluate", "a", "-o", "b", "--no-identity", "--learned", "lpips,musiq", "--x-label", "steps"])
-    (settings,) = settings_from_namespace(args, EvaluateSettings)
-    assert settings == EvaluateSettings(identity=False, learned="lpips,musiq", x_label="steps")
-    assert settings.learned_metrics == ("lpips", "musiq")
-    assert EvaluateSettings(learned="none").learned_metrics == ()
+    config, report = settings_from_namespace(args, EvaluationConfig, ReportSettings)
+    assert config == EvaluationConfig(identity=False, learned="lpips,musiq") and report.x_label == "steps"
+    assert config.learned_metrics == ("lpips", "musiq")
+    assert EvaluationConfig(learned="none").learned_metrics == ()
     with pytest.raises(ValueError, match="learned has unknown metric"):
-        EvaluateSettings(learned="lpips,psnr")
+        EvaluationConfig(learned="lpips,psnr")
 
 
 def test_without_ground_truth_or_niqe_there_is_no_plot_rather_than_an_error(astronaut, tmp_path, capsys):

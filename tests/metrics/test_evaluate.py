@@ -37,7 +37,7 @@ def benchmark_set(shared_faces, tmp_path_factory):
 
 def test_scores_match_the_metric_functions(benchmark_set):
     gt, lq = benchmark_set / "set" / "hq", benchmark_set / "set" / "lq"
-    report = evaluate_folders([lq], EvaluationConfig(gt_dir=gt, identity=False, learned=()), show_progress=False)
+    report = evaluate_folders([lq], EvaluationConfig(gt_dir=gt, identity=False, learned="none"), show_progress=False)
     [method] = report.methods
     expected_psnr = [psnr(load_rgb(lq / n), load_rgb(gt / n)) for n in FACES]
     expected_ssim = [ssim(load_rgb(lq / n), load_rgb(gt / n), channel="rgb") for n in FACES]
@@ -51,7 +51,7 @@ def test_identity_metrics_and_side_by_side_table(benchmark_set):
     gt = benchmark_set / "set" / "hq"
     report = evaluate_folders(
         [benchmark_set / "set" / "lq", benchmark_set / "blur_1"],
-        EvaluationConfig(gt_dir=gt, learned=()),
+        EvaluationConfig(gt_dir=gt, learned="none"),
         show_progress=False,
     )
     lq, blur = report.methods
@@ -64,7 +64,7 @@ def test_identity_metrics_and_side_by_side_table(benchmark_set):
 
 
 def test_missing_learned_metrics_are_skipped_with_a_note(benchmark_set):
-    config = EvaluationConfig(gt_dir=benchmark_set / "set" / "hq", identity=False, learned=("lpips", "musiq"))
+    config = EvaluationConfig(gt_dir=benchmark_set / "set" / "hq", identity=False, learned="lpips,musiq")
     report = evaluate_folders([benchmark_set / "blur_1"], config, show_progress=False)
     summary = report.methods[0].summary
     assert summary["lpips"].mean is None and "pyiqa" in summary["lpips"].note
@@ -75,7 +75,7 @@ def test_missing_learned_metrics_are_skipped_with_a_note(benchmark_set):
 
 
 def test_without_ground_truth_only_no_reference_metrics(benchmark_set):
-    config = EvaluationConfig(identity=True, learned=("lpips",))
+    config = EvaluationConfig(identity=True, learned="lpips")
     report = evaluate_folders([benchmark_set / "set" / "lq"], config, show_progress=False)
     assert report.metric_keys == ("niqe",)
     assert "no ground truth" in render_markdown(report)
@@ -89,14 +89,14 @@ def test_unmatched_and_mis_sized_outputs_are_reported(benchmark_set, tmp_path):
         pair_with_ground_truth(method, benchmark_set / "set" / "hq")
     (method / "stranger.png").unlink()
     save_image(method / FACES[0], np.zeros((128, 128, 3), np.uint8))
-    config = EvaluationConfig(gt_dir=benchmark_set / "set" / "hq", identity=False, learned=())
+    config = EvaluationConfig(gt_dir=benchmark_set / "set" / "hq", identity=False, learned="none")
     report = evaluate_folders([method], config, show_progress=False)
     assert len(report.methods[0].failures) == 1 and "128x128" in report.methods[0].failures[0]
     assert report.methods[0].summary["psnr_y"].count == 1
 
 
 def test_plot_follows_the_setting_in_folder_names(benchmark_set):
-    config = EvaluationConfig(gt_dir=benchmark_set / "set" / "hq", identity=False, learned=())
+    config = EvaluationConfig(gt_dir=benchmark_set / "set" / "hq", identity=False, learned="none")
     report = evaluate_folders(
         [benchmark_set / "set" / "lq", benchmark_set / "blur_1", benchmark_set / "blur_2"], config, show_progress=False
     )
