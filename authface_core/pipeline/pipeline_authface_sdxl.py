@@ -64,16 +64,24 @@ from .constants import (
     RELEASED_NEGATIVE_PROMPT,
     RELEASED_NUM_INFERENCE_STEPS,
     RELEASED_PROMPT,
+    SCHEDULER_NAMES,
 )
 
-# Scheduler names users pick from, each built from the checkpoint's scheduler config.
-SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict]] = {  # keys: constants.SCHEDULER_NAMES
-    "ddpm": (DDPMScheduler, {}),  # as released
-    "dpmpp": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "unipc": (UniPCMultistepScheduler, {}),
-    "ddim": (DDIMScheduler, {}),
-    "euler": (EulerDiscreteScheduler, {}),
-}
+# The scheduler of each name users pick from (constants.SCHEDULER_NAMES, in its order), each built from the
+# checkpoint's scheduler config with these overrides.
+SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict]] = dict(
+    zip(
+        SCHEDULER_NAMES,
+        (
+            (DDPMScheduler, {}),  # ddpm: as released
+            (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),  # dpmpp
+            (UniPCMultistepScheduler, {}),  # unipc
+            (DDIMScheduler, {}),  # ddim
+            (EulerDiscreteScheduler, {}),  # euler
+        ),
+        strict=True,
+    )
+)
 
 # SDXL latent -> RGB linear map for previews (ComfyUI ``comfy/latent_formats.py``, class SDXL):
 # rgb = latents^T @ factors + bias, in [-1, 1].
