@@ -5,8 +5,6 @@ Kept apart from test_io.py so the two can change independently; both test authfa
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -67,17 +65,22 @@ def test_max_side_above_the_size_changes_nothing(tmp_path, astronaut):
         load_image(tmp_path / "a.png", max_side=0)
 
 
-def test_max_side_jpeg_skips_the_full_decode(tmp_path, big_photo):
-    """libjpeg's DCT scaling decodes 1/16 of the pixels: clearly faster than a full decode and a resize."""
+def test_max_side_jpeg_skips_the_full_decode(tmp_path, big_photo, monkeypatch):
+    """libjpeg's DCT scaling decodes 1/16 of the pixels: the decoder itself runs at the reduced size."""
+    from PIL import JpegImagePlugin
+
     path = tmp_path / "big.jpg"
     Image.fromarray(big_photo).save(path, quality=95)
+    decoded_sizes = []
+    original_load = JpegImagePlugin.JpegImageFile.load
 
-    def best_of_three(**options) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            load_image(path, **options)
-            times.append(time.perf_counter() - start)
-        return min(times)
+    def recording_load(image):
+        decoded_sizes.append(image.size)
+        return original_load(image)
 
-    assert best_of_three(max_side=768) < 0.5 * best_of_three()
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording_load)
+    load_image(path, max_side=768)
+    assert decoded_sizes and decoded_sizes[0] == (768, 512)  # 3072x2048 decoded at 1/4 scale, never in full
+    decoded_sizes.clear()
+    load_image(path)
+    assert decoded_sizes[0] == (3072, 2048)
