@@ -57,8 +57,8 @@ MUTATIONS = (
     Mutation(
         '"ddpm" with timestep_spacing "trailing"',
         "authface_core/pipeline/pipeline_authface_sdxl.py",
-        '"ddpm": (DDPMScheduler, {}),',
-        '"ddpm": (DDPMScheduler, {"timestep_spacing": "trailing"}),',
+        "(DDPMScheduler, {}),  # ddpm: as released",
+        '(DDPMScheduler, {"timestep_spacing": "trailing"}),',
         PARITY,
     ),
     Mutation(
@@ -71,8 +71,8 @@ MUTATIONS = (
     Mutation(
         'variance_type forced to fixed_large ("ddpm" by name)',
         "authface_core/pipeline/pipeline_authface_sdxl.py",
-        '"ddpm": (DDPMScheduler, {}),',
-        '"ddpm": (DDPMScheduler, {"variance_type": "fixed_large"}),',
+        "(DDPMScheduler, {}),  # ddpm: as released",
+        '(DDPMScheduler, {"variance_type": "fixed_large"}),',
         PARITY,
     ),
     Mutation(
