@@ -84,6 +84,7 @@ LABELS = {
 }
 PRESET_LABELS = {"released": "Released defaults", "fast": "Fast preset"}
 NO_FACE_HINT = "Tick 'Aligned face crop' if the photo is one."
+NOT_FINISHED = "Stopped before the end: nothing was restored."
 MODEL_MISSING = "The model is not available on this server (the page says why), so nothing can be restored."
 REPORT_HEADERS = ["face", "identity similarity", "landmark shift (px)", "verdict", "note"]
 # The photo box's height in pixels: small enough that Restore shows without scrolling on a 900 px high screen.
@@ -485,7 +486,7 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
         finished = gr.State(False)
 
         def start_run() -> dict:
-            """A new run: the last results leave the screen, Restore waits, Stop appears, the preview is ready."""
+            """Restore pressed: the last results leave the screen at once (the checks and the queue come next)."""
             return {
                 comparison: None,
                 download: None,
@@ -493,10 +494,7 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
                 summary: "",
                 faces_found: None,
                 gallery: [],
-                preview: gr.Image(value=None, visible=True),
-                status: "Waiting for the GPU (one restoration at a time)…",
-                run: gr.Button(interactive=False),
-                stop: gr.Button(visible=True),
+                status: "",
                 finished: False,
             }
 
@@ -511,7 +509,12 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
             loaded = load_image(upload_path(image), name=upload_name(image))
             check_output_size(loaded.size, config, MAX_OUTPUT_PIXELS)
             progress(0, desc="Preparing the crop" if config.aligned else "Finding faces")
-            yield {status: "Preparing the crop…" if config.aligned else "Finding faces…"}
+            yield {  # the run has passed the checks and the queue: Restore waits for it, Stop can end it
+                status: "Preparing the crop…" if config.aligned else "Finding faces…",
+                preview: gr.Image(value=None, visible=True),
+                run: gr.Button(interactive=False),
+                stop: gr.Button(visible=True),
+            }
             prepared = prepare_restoration(loaded, config)
             for note in prepared.notes:
                 gr.Warning(note, duration=None)
@@ -552,16 +555,14 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
                 shutil.rmtree(run_folder, ignore_errors=True)
 
         def end_run(done: bool) -> dict:
-            """Restore is offered again (when there is a model); a run that did not finish says so."""
+            """After a run, finished, stopped or ended by an error (whose message stays up): Restore is offered
+            again (when there is a model), and a run that did not finish says so."""
             update = {run: gr.Button(interactive=pipe is not None), stop: gr.Button(visible=False)}
             if not done:
-                update |= {
-                    status: "Not restored: see the message (stopped, or a problem with the photo or settings).",
-                    preview: gr.Image(visible=False),
-                }
+                update |= {status: NOT_FINISHED, preview: gr.Image(visible=False)}
             return update
 
-        cleared = [comparison, download, report, summary, faces_found, gallery, preview, status, run, stop, finished]
+        cleared = [comparison, download, report, summary, faces_found, gallery, status, finished]
         run_event = run.click(
             start_run, outputs=cleared, js=SCROLL_TO_PROGRESS_JS, queue=False, api_visibility="private"
         ).then(
@@ -569,7 +570,7 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
             inputs=[image, randomize_seed],
             inputs_kwargs=widgets,
             outputs=[comparison, download, report, summary, faces_found, gallery, widgets["seed"], preview, status]
-            + [finished],
+            + [run, stop, finished],
             validator=functools.partial(check_request, pipe=pipe),
             api_name=API_NAME,
             api_description=api_description(specs),
@@ -580,13 +581,7 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
             concurrency_id="gpu",
         )
         run_event.then(end_run, inputs=[finished], outputs=[run, stop, status, preview], queue=False)
-        stop.click(
-            lambda: {status: "Stopped.", preview: gr.Image(visible=False)},
-            outputs=[status, preview],
-            cancels=[run_event],
-            queue=False,
-            api_visibility="private",
-        )
+        stop.click(None, cancels=[run_event], queue=False, api_visibility="private")  # end_run follows
         for name, button in presets.items():
             button.click(
                 functools.partial(preset_values, PRESETS[name], widgets),
