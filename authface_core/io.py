@@ -394,11 +394,14 @@ def encode_image(
     format: str = "PNG",
     quality: int = 95,
     jpeg_subsampling: str = "4:2:0",
+    png_compress_level: int | None = None,
 ) -> bytes:
     """Encode an (H, W, 3) uint8 image (plus optional alpha) to bytes in ``format``.
 
     ``jpeg_subsampling`` "4:4:4" keeps full colour resolution (sharper skin tones and lips in
-    previews), at about a third more bytes than the usual "4:2:0".
+    previews), at about a third more bytes than the usual "4:2:0". ``png_compress_level`` 0-9 trades
+    time for bytes (None: Pillow's 6); 1 writes a 47 MP photo in 3 s instead of 19 s for a third more
+    bytes (measured here).
     """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
@@ -409,16 +412,28 @@ def encode_image(
     options = {"quality": quality} if format.upper() in ("JPEG", "WEBP") else {}
     if format.upper() == "JPEG":
         options["subsampling"] = jpeg_subsampling
+    if format.upper() == "PNG" and png_compress_level is not None:
+        options["compress_level"] = png_compress_level
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
 
 
-def save_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None, *, quality: int = 95) -> None:
+def save_image(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None = None,
+    *,
+    quality: int = 95,
+    png_compress_level: int | None = None,
+) -> None:
     """Save atomically; the format follows the suffix (PNG keeps alpha, JPEG drops it)."""
     suffix = Path(path).suffix.lower()
     if suffix not in OUTPUT_FORMATS:
         raise ValueError(f"{path}: unsupported output format {suffix!r}; use one of {sorted(OUTPUT_FORMATS)}")
-    atomic_write_bytes(path, encode_image(rgb, alpha, format=OUTPUT_FORMATS[suffix], quality=quality))
+    encoded = encode_image(
+        rgb, alpha, format=OUTPUT_FORMATS[suffix], quality=quality, png_compress_level=png_compress_level
+    )
+    atomic_write_bytes(path, encoded)
 
 
 def list_images(paths: list[str | os.PathLike]) -> list[Path]:

@@ -3,7 +3,14 @@
 Images are (H, W, 3) RGB uint8 (see ``authface_core.io``). The whole-photo path is
 detect -> select -> align (FFHQ recipe) -> restore the selected faces in batches -> paste back
 into the photo, which is upscaled by ``upscale`` with Lanczos; pixels away from the faces are
-only resampled. The aligned path (``aligned=True``) takes a face crop that is already aligned.
+only resampled. Faces are numbered by position, left to right, so a face keeps its number at any
+resolution. The aligned path (``aligned=True``) takes a square face crop that is already aligned and
+gives it back at its own size (at least the face size) times ``upscale``. A grayscale photo stays
+grayscale: the restored faces are reduced to their luma (``pipeline.color_fix.to_luminance``).
+
+:func:`restore_image` is three steps that an app may run apart (a ZeroGPU Space holds the GPU for
+the middle one only): :func:`prepare_restoration` (decode-free CPU work: detect, select, align),
+:func:`restore_faces` (the model) and :func:`finish_restoration` (identity checks, paste-back).
 
 Fidelity (``RestoreConfig.fidelity``) in [0, 1]: 0 is the released behaviour (start from pure
 noise, full generative prior); the sampler runs only the last floor(N * (1 - fidelity)) of its N
@@ -15,6 +22,7 @@ the input as fidelity grows; 1 runs no step (the input through the VAE). See
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +31,7 @@ from typing import Annotated, Literal
 import numpy as np
 
 from .authenticity import AuthenticityReport, authenticity_report
-from .errors import NoFaceDetectedError
+from .errors import InvalidImageError, NoFaceDetectedError
 from .faces.align import align_face
 from .faces.blend import MAX_UPSCALE, paste_faces, upscale_image
 from .faces.detect import FaceBox, detect_faces
@@ -45,11 +53,21 @@ from .settings import Range, check_settings, setting
 
 FACE_SELECTION_MODES = SELECTION_MODES  # re-exported for the apps, which import only this module
 MIN_FACE_SIZE_PX, MAX_FACE_SIZE_PX = 32, 2048
+# What a photo without a detected face is told (each app adds how to switch aligned mode on), and what an aligned
+# crop without one is: the model paints a face into whatever it is given.
+NO_FACE_HINT = "Aligned mode restores an image that is already an aligned face crop (square, one face filling it)."
+NO_FACE_IN_CROP = (
+    "No face was found in this aligned crop: the model paints a face into whatever it is given, so check that "
+    "this really is a face crop."
+)
 # Upper bounds this project sets on the settings (the release runs guidance 8).
 MAX_GUIDANCE_SCALE = 30.0
 MAX_BATCH_SIZE = 64
 # The largest integer a browser's number box holds exactly (2**53 - 1), so every seed can be shown and typed back.
 MAX_SEED = 2**53 - 1
+# An aligned face crop is square; one whose sides differ by up to 2% is taken as square (resizing it to the face
+# size then changes its proportions by less than a pixel in 50).
+ALIGNED_ASPECT_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,13 @@ class RestoreConfig:
         if self.face_size % 8:
             raise ValueError(f"face_size must be a multiple of 8, got {self.face_size!r}")
 
+    @property
+    def denoising_steps(self) -> int:
+        """The steps a restoration runs: the last floor(N * (1 - fidelity)) of the N scheduled (module doc)."""
+        from .pipeline.pipeline_authface_sdxl import count_denoising_steps
+
+        return count_denoising_steps(self.num_inference_steps, self.fidelity)
+
 
 # The released settings, and this project's fast path: a multistep solver at 20 steps instead of 50 DDPM steps.
 RELEASED_PRESET = RestoreConfig()
@@ -147,9 +172,10 @@ class FaceResult:
 
 @dataclass
 class RestoreResult:
-    """The restored photo (H*upscale, W*upscale, 3) uint8, its alpha if any, the faces restored, the faces
-    skipped with the reason, the settings used (with the seed actually drawn) and whether the model
-    was the tiny smoke-test model (then the output is not a restoration)."""
+    """The restored photo (H*upscale, W*upscale, 3) uint8, its alpha if any, the faces restored (numbered left
+    to right), the faces skipped with the reason, the settings used (with the seed actually drawn), whether the
+    model was the tiny smoke-test model (then the output is not a restoration), whether the photo was grayscale
+    (then so is the result) and notes for the person who asked (what to look at twice)."""
 
     image: np.ndarray
     alpha: np.ndarray | None
@@ -157,16 +183,69 @@ class RestoreResult:
     skipped: list[tuple[FaceBox, str]] = field(default_factory=list)
     config: RestoreConfig = field(default_factory=RestoreConfig)
     smoke_test_model: bool = False
+    grayscale: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreparedPhoto:
+    """Everything of a restoration but the model's work, from :func:`prepare_restoration`.
+
+    Args:
+        rgb, alpha, source: the photo (H, W, 3) uint8, its alpha plane or None, and its name for messages.
+        config: the settings, with the seed drawn when none was given.
+        faces: the aligned crops to restore, (N, S, S, 3) uint8, numbered left to right.
+        boxes: each face's box in the photo (None on the aligned path).
+        affines: each face's photo -> crop affine (None on the aligned path).
+        skipped: the detected faces left out, with the reason.
+        grayscale: the photo has no colour (the result is kept grayscale).
+        notes: what the person who asked should know before trusting the result.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    source: str
+    config: RestoreConfig
+    faces: np.ndarray
+    boxes: list[FaceBox | None]
+    affines: list[np.ndarray | None]
+    skipped: list[tuple[FaceBox, str]] = field(default_factory=list)
+    grayscale: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[StepProgress], None]
 
 
-def describe_progress(step: StepProgress, batch_size: int) -> str:
-    """'Faces 1-4 of 6: step 12 of 50', where ``batch_size`` is the ``max_batch_size`` the faces ran with."""
+def describe_progress(step: StepProgress, batch_size: int, elapsed_s: float | None = None) -> str:
+    """'Faces 1-4 of 6: step 12 of 50', where ``batch_size`` is the ``max_batch_size`` the faces ran with; given
+    the seconds since the model started, '..., 0:23 elapsed, about 0:40 left'."""
     last = min(step.face_index + batch_size, step.num_faces)
     faces = f"Face {last}" if last == step.face_index + 1 else f"Faces {step.face_index + 1}-{last}"
-    return f"{faces} of {step.num_faces}: step {step.step} of {step.num_steps}"
+    text = f"{faces} of {step.num_faces}: step {step.step} of {step.num_steps}"
+    if elapsed_s is None:
+        return text
+    left = estimate_seconds_left(step, batch_size, elapsed_s)
+    return f"{text}, {format_duration(elapsed_s)} elapsed" + (
+        f", about {format_duration(left)} left" if left is not None else ""
+    )
+
+
+def estimate_seconds_left(step: StepProgress, batch_size: int, elapsed_s: float) -> float | None:
+    """Seconds until the model's last step, at the pace so far (every batch runs the same steps); None before
+    the first step."""
+    batches = math.ceil(step.num_faces / batch_size)
+    done = step.face_index // batch_size * step.num_steps + step.step
+    if done <= 0:
+        return None
+    return elapsed_s / done * (batches * step.num_steps - done)
+
+
+def format_duration(seconds: float) -> str:
+    """'0:07', '12:34', '1:02:03'."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def draw_seed() -> int:
@@ -185,14 +264,130 @@ def restore_image(
 
     Raises:
         NoFaceDetectedError: whole-photo mode found no face to restore (the message suggests aligned mode).
+        InvalidImageError: aligned mode given an image that is not square.
         ValueError: an image that is not (H, W, 3) uint8.
     """
+    prepared = prepare_restoration(image, config)
+    restored = restore_faces(pipe, prepared.faces, prepared.config, progress_callback=progress_callback)
+    return finish_restoration(prepared, restored, smoke_test_model=pipe.is_smoke_test_model)
+
+
+def prepare_restoration(image: np.ndarray | LoadedImage, config: RestoreConfig) -> PreparedPhoto:
+    """The work before the model, on the CPU: draw the seed, then find, select and align the faces (numbered
+    left to right), or take the aligned crop; note a grayscale photo, and an aligned crop without a face.
+
+    Raises: as :func:`restore_image`.
+    """
+    from .pipeline.color_fix import is_grayscale
+
     rgb, alpha, source = _unpack_image(image)
     if config.seed is None:
         config = dataclasses.replace(config, seed=draw_seed())
+    grayscale = is_grayscale(rgb)
     if config.aligned:
-        return _restore_aligned(rgb, alpha, pipe, config, progress_callback)
-    return _restore_photo(rgb, alpha, source, pipe, config, progress_callback)
+        check_aligned_crop(rgb, source)
+        face = resize_image(rgb, config.face_size, config.face_size)
+        notes = [] if detect_faces(rgb) else [NO_FACE_IN_CROP]
+        return PreparedPhoto(rgb, alpha, source, config, face[None], [None], [None], [], grayscale, notes)
+    selection = select_restorable_faces(rgb, source, config)
+    aligned = [align_face(rgb, face, config.face_size) for face in selection.selected]
+    return PreparedPhoto(
+        rgb,
+        alpha,
+        source,
+        config,
+        faces=np.stack([crop.image for crop in aligned]),
+        boxes=[crop.source.box for crop in aligned],
+        affines=[crop.affine for crop in aligned],
+        skipped=[(face.box, reason) for face, reason in selection.skipped],
+        grayscale=grayscale,
+    )
+
+
+def finish_restoration(prepared: PreparedPhoto, restored: np.ndarray, *, smoke_test_model: bool) -> RestoreResult:
+    """The work after the model, on the CPU: ``restored`` (N, S, S, 3) uint8 (the faces of ``prepared``, in
+    order) reduced to luma for a grayscale photo, checked against their inputs and put back into the photo
+    (or, on the aligned path, resized to the output size)."""
+    from .pipeline.color_fix import to_luminance
+
+    if restored.shape != prepared.faces.shape:
+        raise ValueError(f"expected restored faces of shape {prepared.faces.shape}, got {restored.shape}")
+    config = prepared.config
+    if prepared.grayscale:
+        restored = to_luminance(restored)
+    faces = [
+        FaceResult(i, box, face, restored[i], affine, _authenticity(face, restored[i], config))
+        for i, (face, box, affine) in enumerate(zip(prepared.faces, prepared.boxes, prepared.affines, strict=True))
+    ]
+    width, height = output_size(prepared.rgb.shape[1::-1], config)
+    if config.aligned:
+        image = resize_image(restored[0], width, height)
+        alpha = None if prepared.alpha is None else resize_image(prepared.alpha, width, height)
+    else:
+        image = paste_faces(prepared.rgb, list(restored), prepared.affines, upscale=config.upscale)
+        alpha = None if prepared.alpha is None else upscale_image(prepared.alpha, config.upscale)
+    if prepared.grayscale:
+        image = to_luminance(image)  # exactly gray, also where the photo was gray only within the tolerance
+    return RestoreResult(
+        image=image,
+        alpha=alpha,
+        faces=faces,
+        skipped=prepared.skipped,
+        config=config,
+        smoke_test_model=smoke_test_model,
+        grayscale=prepared.grayscale,
+        notes=prepared.notes,
+    )
+
+
+def output_size(input_size: tuple[int, int], config: RestoreConfig) -> tuple[int, int]:
+    """(width, height) of the result for an input of ``input_size`` (width, height): the photo times ``upscale``,
+    or on the aligned path the crop's side, at least the face size, times ``upscale``."""
+    width, height = input_size
+    if config.aligned:
+        side = max(width, height, config.face_size) * config.upscale
+        return side, side
+    return width * config.upscale, height * config.upscale
+
+
+def largest_upscale(input_size: tuple[int, int], config: RestoreConfig, max_pixels: int) -> int:
+    """The largest ``upscale`` whose output holds at most ``max_pixels`` (0 when even 1 does not)."""
+    fits = [
+        factor
+        for factor in range(1, MAX_UPSCALE + 1)
+        if math.prod(output_size(input_size, dataclasses.replace(config, upscale=factor))) <= max_pixels
+    ]
+    return max(fits, default=0)
+
+
+def check_output_size(input_size: tuple[int, int], config: RestoreConfig, max_pixels: int) -> None:
+    """Refuse (``ValueError`` starting with 'upscale') a result over ``max_pixels``, saying which upscale fits:
+    what a server checks before any work, as a 60 MP photo at x4 would be a 960 MP output."""
+    width, height = output_size(input_size, config)
+    if width * height <= max_pixels:
+        return
+    fits = largest_upscale(input_size, config, max_pixels)
+    advice = (
+        f"the largest upscale that fits is {fits}"
+        if fits
+        else "even upscale 1 does not fit: use a smaller photo here, or the command line"
+    )
+    raise ValueError(
+        f"upscale {config.upscale} would make a {width}x{height} result ({width * height:,} pixels), over this "
+        f"server's limit of {max_pixels:,} pixels ({max_pixels / 1e6:g} MP); {advice}"
+    )
+
+
+def check_aligned_crop(rgb: np.ndarray, source: str) -> None:
+    """Refuse (``InvalidImageError``) an aligned crop that is not square: resizing it to the face size would
+    squash the face."""
+    height, width = rgb.shape[:2]
+    if abs(width - height) > ALIGNED_ASPECT_TOLERANCE * max(width, height):
+        raise InvalidImageError(
+            source,
+            f"an aligned face crop is square, this image is {width}x{height}; restore it as a whole photo "
+            "(not aligned), which finds and aligns the faces itself",
+        )
 
 
 def restore_faces(
@@ -248,51 +443,13 @@ def _step_callback(progress_callback: ProgressCallback | None, config: RestoreCo
     return on_step_end
 
 
-def _restore_aligned(rgb, alpha, pipe, config, progress_callback) -> RestoreResult:
-    """The aligned path: the whole image, resized to the face size, is the one face."""
-    size = config.face_size
-    input_face = resize_image(rgb, size, size)
-    restored_face = restore_faces(pipe, input_face[None], config, progress_callback=progress_callback)[0]
-    out_size = size * config.upscale
-    face = FaceResult(0, None, input_face, restored_face, None, _authenticity(input_face, restored_face, config))
-    return RestoreResult(
-        image=resize_image(restored_face, out_size, out_size),
-        alpha=None if alpha is None else resize_image(alpha, out_size, out_size),
-        faces=[face],
-        skipped=[],
-        config=config,
-        smoke_test_model=pipe.is_smoke_test_model,
-    )
-
-
-def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> RestoreResult:
-    """The whole-photo path: detect, select, align, restore, paste back (module doc)."""
-    selection = select_restorable_faces(rgb, source, config)
-    aligned = [align_face(rgb, face, config.face_size) for face in selection.selected]
-    inputs = np.stack([crop.image for crop in aligned])
-    restored = restore_faces(pipe, inputs, config, progress_callback=progress_callback)
-    faces = [
-        FaceResult(
-            i, crop.source.box, crop.image, restored[i], crop.affine, _authenticity(crop.image, restored[i], config)
-        )
-        for i, crop in enumerate(aligned)
-    ]
-    return RestoreResult(
-        image=paste_faces(rgb, list(restored), [crop.affine for crop in aligned], upscale=config.upscale),
-        alpha=None if alpha is None else upscale_image(alpha, config.upscale),
-        faces=faces,
-        skipped=[(face.box, reason) for face, reason in selection.skipped],
-        config=config,
-        smoke_test_model=pipe.is_smoke_test_model,
-    )
-
-
 def select_restorable_faces(rgb: np.ndarray, source: str, config: RestoreConfig) -> FaceSelection:
-    """The faces of a whole photo that ``config`` restores (detection and selection, no model): what an app
-    checks before queueing a restoration.
+    """The faces of a whole photo that ``config`` restores (detection and selection, no model), numbered by
+    position: sorted left to right by their centres (then top to bottom), which a resize does not change. What
+    an app checks before queueing a restoration.
 
     Raises:
-        NoFaceDetectedError: none to restore (the message says why and suggests aligned mode).
+        NoFaceDetectedError: none to restore (the message says why, and that aligned mode takes face crops).
     """
     height, width = rgb.shape[:2]
     selection = select_faces(
@@ -301,10 +458,9 @@ def select_restorable_faces(rgb: np.ndarray, source: str, config: RestoreConfig)
     if not selection.selected:
         reasons = "; ".join(reason for _, reason in selection.skipped)
         found = f"{len(selection.skipped)} face(s) found but skipped ({reasons}). " if selection.skipped else ""
-        raise NoFaceDetectedError(
-            source, f"{found}If the image is already an aligned face crop, use aligned mode (--aligned)."
-        )
-    return selection
+        raise NoFaceDetectedError(source, f"{found}{NO_FACE_HINT}")
+    by_position = sorted(selection.selected, key=lambda face: (face.box.center[0], face.box.center[1]))
+    return dataclasses.replace(selection, selected=by_position)
 
 
 def _authenticity(
@@ -314,14 +470,17 @@ def _authenticity(
     return authenticity_report(input_face, restored_face) if config.check_identity else None
 
 
-def input_at_output_size(image: np.ndarray | LoadedImage, result: RestoreResult) -> np.ndarray:
-    """The input resampled to ``result.image``'s (H, W, 3) size, so a before/after view compares pixels: the
-    photo upscaled as the result was, or on the aligned path the face crop resized as the restoration was."""
-    if result.config.aligned:
-        height, width = result.image.shape[:2]
-        return resize_image(result.faces[0].input_face, width, height)
+def comparison_images(
+    image: np.ndarray | LoadedImage, result: RestoreResult, max_side: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(before, after): the input and the result at one (H, W, 3) size, so a before/after view compares pixels:
+    the result's size, or within ``max_side`` (a screen's worth, fast to send) keeping its proportions."""
     rgb, _, _ = _unpack_image(image)
-    return upscale_image(rgb, result.config.upscale)
+    height, width = result.image.shape[:2]
+    scale = 1.0 if max_side is None else min(1.0, max_side / max(width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    after = result.image if scale == 1.0 else resize_image(result.image, *size)
+    return resize_image(rgb, *size), after
 
 
 def _unpack_image(image) -> tuple[np.ndarray, np.ndarray | None, str]:

@@ -3,8 +3,9 @@
 The flags come from the model settings (:class:`~authface_core.model_config.ModelConfig`) and
 :class:`ServerSettings`; they are parsed before Gradio, torch or a model is imported, so ``--help`` is
 quick and creates nothing. On a ZeroGPU Space the ``spaces`` package is installed: it is imported
-before anything initialises CUDA and the restoration runs under ``spaces.GPU``; anywhere else nothing
-changes.
+before anything initialises CUDA, and the model's step alone (not detection, checks, paste-back or PNG
+writing) runs under ``spaces.GPU``, asking for a time computed from its faces and steps
+(:func:`demo.app.zero_gpu_seconds`); anywhere else nothing changes.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from typing import Annotated
 
 from authface_core.model_config import ModelConfig, add_model_arguments
 from authface_core.settings import Range, add_settings_arguments, check_settings, setting, settings_from_namespace
-
-# The longest a ZeroGPU Space may hold the GPU for one restoration: 50 SDXL steps on a few faces.
-ZEROGPU_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -56,9 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         import spaces
     except ImportError:
         spaces = None
-    from demo.app import build_demo, launch
+    from demo.app import build_demo, launch, zero_gpu_seconds
 
-    gpu = spaces.GPU(duration=ZEROGPU_SECONDS) if spaces is not None else None
+    gpu = spaces.GPU(duration=zero_gpu_seconds) if spaces is not None else None
     launch(build_demo(model, gpu=gpu), server_name=server.host, server_port=server.port)
 
 

@@ -5,12 +5,18 @@ controls are made from :class:`~authface_core.restore.RestoreConfig`'s fields (r
 help), one per field except the server's own (:data:`SERVER_SETTINGS`), and reach the callback by
 field name, so a new restore setting appears here without an edit. Callbacks return
 ``{component: value}``; :func:`show_errors` turns :class:`~authface_core.errors.AuthFaceError` into
-``gr.Error`` in one place. The cheap checks (a model, a photo that decodes within the size limit,
-valid settings, a face in whole-photo mode) run in :func:`check_request`, Gradio's validator, before
-a request joins the one-at-a-time GPU queue.
+``gr.Error`` in one place. The cheap checks (a model, a photo that decodes within the size limits,
+a result within :data:`MAX_OUTPUT_PIXELS`, valid settings, a face in whole-photo mode) run in
+:func:`check_request`, Gradio's validator, before a request joins the one-at-a-time GPU queue.
 
-Read top-down: plain functions, then :func:`build_demo` (the Blocks, then the events).
-Nothing launches on import; ``authface-demo`` (``demo/__main__.py``) and ``python app.py`` do.
+A restoration is three steps (``authface_core.restore``): preparing the faces, the model, finishing. Only
+the model's step goes through ``gpu`` (``spaces.GPU`` on a ZeroGPU Space, see ``demo/__main__.py``), so
+detection, identity checks, paste-back and PNG writing never hold the GPU. The screen gets screen-sized
+lossless images; the download is the full-resolution PNG.
+
+Read top-down: plain functions, then :func:`build_demo` (the Blocks, then the events). The page's
+CSS and script are ``app.css`` and ``app.js`` beside this file. Nothing launches on import;
+``authface-demo`` (``demo/__main__.py``) and ``python app.py`` do.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import queue
 import shutil
 import tempfile
@@ -32,6 +39,7 @@ import numpy as np
 
 from authface_core.errors import AuthFaceError, NoFaceDetectedError
 from authface_core.faces.blend import upscale_image
+from authface_core.faces.draw import draw_numbered_boxes
 from authface_core.io import load_image, save_image
 from authface_core.model_config import ModelConfig
 from authface_core.restore import (
@@ -40,22 +48,32 @@ from authface_core.restore import (
     RestoreConfig,
     RestoreResult,
     StepProgress,
+    check_aligned_crop,
+    check_output_size,
+    comparison_images,
     describe_progress,
-    input_at_output_size,
-    restore_image,
+    finish_restoration,
+    format_duration,
+    prepare_restoration,
+    restore_faces,
     select_restorable_faces,
 )
 from authface_core.settings import SettingSpec, describe_settings, settings_from_dict
+from demo.examples import EXAMPLES, write_examples
 
 logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+APP_CSS = HERE / "app.css"
+SCROLL_TO_PROGRESS_JS = (HERE / "app.js").read_text()
 
 API_NAME = "restore"
 # Settings the server fixes (memory and time per request), so no visitor can raise them.
 SERVER_SETTINGS = ("face_size", "preview_every", "max_batch_size")
 # Shown above the fold; the other settings go under "More settings".
-MAIN_SETTINGS = ("aligned", "num_inference_steps", "fidelity")
+MAIN_SETTINGS = ("aligned", "num_inference_steps", "fidelity", "upscale")
 # Settings that describe the photo rather than how to restore it: a preset leaves them alone.
-PHOTO_SETTINGS = ("aligned",)
+PHOTO_SETTINGS = ("aligned", "upscale")
 # Friendlier labels than the field names; any other setting is labelled from its name.
 LABELS = {
     "aligned": "Aligned face crop",
@@ -65,25 +83,68 @@ LABELS = {
     "upscale": "Output upscale",
 }
 PRESET_LABELS = {"released": "Released defaults", "fast": "Fast preset"}
-NO_FACE_HINT = "Here: tick 'Aligned face crop' if the photo is already one."
+NO_FACE_HINT = "Tick 'Aligned face crop' if the photo is one."
+NOT_FINISHED = "Stopped before the end: nothing was restored."
+MODEL_MISSING = "The model is not available on this server (the page says why), so nothing can be restored."
 REPORT_HEADERS = ["face", "identity similarity", "landmark shift (px)", "verdict", "note"]
-REPORT_COLUMN_WIDTHS = ["7%", "13%", "13%", "17%", "50%"]
+# The photo box's height in pixels: small enough that Restore shows without scrolling on a 900 px high screen.
+PHOTO_BOX_HEIGHT = 320
 PREVIEW_ZOOM = 4  # the pipeline's previews are 1/8 of the face size: show them at half of it
 # A slider for numbers with at most this many stops; a number box beyond (seeds, pixel counts).
 MAX_SLIDER_STOPS = 1000
-# Results (Gradio's cache and our PNGs) are kept this long, then deleted: enough to download them.
-KEEP_RESULTS_S = 3600
+# The largest result this server makes, in pixels: ~150 MB of RGB and a PNG of up to ~100 MB (a 12.5 MP photo at
+# x2, a 3 MP one at x4). Asking for more is refused before any work, with the largest upscale that fits.
+MAX_OUTPUT_PIXELS = 50_000_000
+# The before/after view and the numbered faces are sent at most this many pixels on a side, as PNG: a screenful,
+# lossless; the download is the full-resolution PNG.
+SCREEN_MAX_SIDE = 2048
+# The download's PNG compression: level 1 writes a 47 MP result in 3 s instead of 19 s, for a third more bytes.
+DOWNLOAD_PNG_COMPRESS_LEVEL = 1
+# Uploads and results (Gradio's cache) are deleted this long after they were made, checked this often.
+KEEP_FILES_S, SWEEP_FILES_S = 3600, 600
 # Uploads above this are refused by Gradio before they are stored: a 60 MP JPEG is about 25 MB, an 8K PNG
 # can reach 100 MB (restore those with the command line).
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-LAUNCH_OPTIONS = {"max_file_size": MAX_UPLOAD_BYTES, "show_error": True}
+LAUNCH_OPTIONS = {"max_file_size": MAX_UPLOAD_BYTES, "show_error": True, "css_paths": [APP_CSS]}
+# ZeroGPU time per face and denoising step: SDXL's UNet plus the ControlNet at 512 px with guidance (two passes), fp16.
+# An estimate with a margin (about twice bench/gpu_speed.py's expected H100 figure); the measured figure is owed.
+ZERO_GPU_S_PER_FACE_STEP = 0.25
+# Moving the weights onto the GPU, the VAE decode and the colour fix of a call.
+ZERO_GPU_SETUP_S = 15
+ZERO_GPU_MIN_S, ZERO_GPU_MAX_S = 20, 300
+# The progress line is rewritten at most this often (a preview image goes with it whenever there is one).
+STATUS_EVERY_S = 0.5
 
+INTRO = (
+    "# AuthFace Studio\nRestore blurry, noisy or old face photos with the AuthFace diffusion prior, then check "
+    "that the result is still the same person. Pick an example or upload a photo, then press **Restore**."
+)
 SMOKE_TEST_NOTICE = (
     "**Smoke-test model.** This page runs `tiny`, a miniature model with *random weights* built only "
     "to test the software. Its outputs are noise, not restorations, and say nothing about AuthFace's "
     "quality. Start the app with `--model Ethanliang99/AuthFace` (or a local checkpoint folder) for "
     "real results."
 )
+ABOUT = f"""
+**AuthFace**: *AuthFace: Towards Authentic Blind Face Restoration with Face-oriented Generative Diffusion Prior*,
+Guoqiang Liang, Qingnan Fan, Bingtao Fu, Jinwei Chen, Hong Gu and Lin Wang, ACM MM 2025
+([arXiv:2410.09864](https://arxiv.org/abs/2410.09864), [the authors' code](https://github.com/EthanLiang99/AuthFace)).
+This app is AuthFace Studio (code under the Apache-2.0 licence); the AuthFace weights are for
+**non-commercial use** only, by their authors' terms.
+
+**Your photos.** Uploads and results stay on this server only to be shown and downloaded: they are deleted
+{KEEP_FILES_S // 3600} hour after they were made (checked every {SWEEP_FILES_S // 60} minutes), and the app keeps
+no other copy. The examples are scikit-image's public-domain astronaut photo, degraded by this project.
+"""
+CITATION = """```bibtex
+@inproceedings{liang2025authface,
+  title     = {AuthFace: Towards Authentic Blind Face Restoration with Face-oriented Generative Diffusion Prior},
+  author    = {Liang, Guoqiang and Fan, Qingnan and Fu, Bingtao and Chen, Jinwei and Gu, Hong and Wang, Lin},
+  booktitle = {Proceedings of the ACM International Conference on Multimedia (ACM MM)},
+  year      = {2025},
+  note      = {arXiv:2410.09864}
+}
+```"""
 
 
 class _RestoreCancelled(Exception):
@@ -108,9 +169,10 @@ def load_model(config: ModelConfig) -> tuple[object | None, str]:
 
 
 def gradio_error(error: Exception) -> gr.Error:
-    """The page's message for an error of ours: its text, plus what to do here for a photo without a face."""
+    """The page's message for an error of ours, shown until closed: its text, plus what to do here for a photo
+    without a face."""
     hint = f" {NO_FACE_HINT}" if isinstance(error, NoFaceDetectedError) else ""
-    return gr.Error(f"{error}{hint}", print_exception=False)
+    return gr.Error(f"{error}{hint}", duration=None, print_exception=False)
 
 
 def show_errors(callback: Callable) -> Callable:
@@ -139,7 +201,8 @@ def show_errors(callback: Callable) -> Callable:
 
 def setting_widget(spec: SettingSpec, value) -> gr.components.Component:
     """The control for one setting, made from its description: choices, a checkbox, a slider over its range
-    and step, a number box, or a text box; its help is the control's info line."""
+    and step, a number box, or a text box; its help is the control's info line. Whole-number settings are
+    typed integers in the API (``precision=0``)."""
     options = {"label": LABELS.get(spec.name, spec.name.replace("_", " ").capitalize()), "info": spec.help}
     options |= {"value": value, "elem_id": spec.name}
     if spec.choices is not None:
@@ -151,10 +214,28 @@ def setting_widget(spec: SettingSpec, value) -> gr.components.Component:
         step = (spec.range.step if spec.range else None) or (
             1 if spec.kind is int else (high - low) / 100 if high else 1
         )
+        precision = 0 if spec.kind is int else None
         if low is not None and high is not None and (high - low) / step <= MAX_SLIDER_STOPS:
-            return gr.Slider(low, high, step=step, **options)
-        return gr.Number(minimum=low, maximum=high, precision=0 if spec.kind is int else None, **options)
+            return gr.Slider(low, high, step=step, precision=precision, **options)
+        return gr.Number(minimum=low, maximum=high, precision=precision, **options)
     return gr.Textbox(lines=3 if len(str(value)) > 60 else 1, **options)
+
+
+def api_description(specs: dict[str, SettingSpec]) -> str:
+    """The /restore endpoint's description: its parameters with their types, ranges and help, from the settings."""
+    lines = [
+        "Restore the faces of a photo. Parameters: image (the photo file); randomize_seed (true: draw a fresh "
+        "seed, returned); then each restoration setting by name (those left out keep the page's defaults):"
+    ]
+    for spec in specs.values():
+        if spec.choices is not None:
+            allowed = f"one of {', '.join(map(str, spec.choices))}"
+        else:
+            kind = {int: "integer", float: "number", bool: "true or false", str: "text"}.get(spec.kind, "value")
+            allowed = f"{kind} {spec.range.describe()}" if spec.range is not None else kind
+        lines.append(f"- {spec.name}: {allowed}{' or null' if spec.optional else ''}. {spec.help}.")
+    lines.append(f"The result may hold at most {MAX_OUTPUT_PIXELS:,} pixels (a larger upscale is refused).")
+    return "\n".join(lines)
 
 
 def request_config(randomize_seed: bool, settings: dict) -> RestoreConfig:
@@ -176,7 +257,7 @@ def _as_setting(spec: SettingSpec, value):
     return value
 
 
-def check_request(image, randomize_seed, pipe, model_notice: str, **settings) -> list[dict]:
+def check_request(image, randomize_seed, pipe, **settings) -> list[dict]:
     """The cheap checks, before the GPU queue: one ``gr.validate`` per input of the restore event (the
     photo, "Random seed", then each setting), the problem shown at the control it concerns."""
     verdicts = {"image": gr.validate(True, ""), "randomize_seed": gr.validate(True, "")}
@@ -184,9 +265,12 @@ def check_request(image, randomize_seed, pipe, model_notice: str, **settings) ->
     try:
         config = request_config(randomize_seed, settings)
         if pipe is None:
-            raise ValueError(model_notice)
+            raise ValueError(MODEL_MISSING)
         loaded = load_image(upload_path(image), name=upload_name(image))
-        if not config.aligned:
+        check_output_size(loaded.size, config, MAX_OUTPUT_PIXELS)
+        if config.aligned:
+            check_aligned_crop(loaded.rgb, loaded.source)
+        else:
             select_restorable_faces(loaded.rgb, loaded.source, config)
     except (AuthFaceError, ValueError) as error:
         concerned = next((name for name in settings if str(error).startswith(f"{name} ")), "image")
@@ -211,13 +295,13 @@ def preset_values(preset: RestoreConfig, widgets: dict) -> dict:
     return {widget: getattr(preset, name) for name, widget in widgets.items() if name not in PHOTO_SETTINGS}
 
 
-def stream_restore(image, pipe, config: RestoreConfig) -> Iterator[StepProgress | RestoreResult]:
-    """Yield each :class:`StepProgress` of :func:`restore_image`, then its :class:`RestoreResult`.
+def stream_restore_faces(pipe, faces: np.ndarray, config: RestoreConfig) -> Iterator[StepProgress | np.ndarray]:
+    """Yield each :class:`StepProgress` of :func:`restore_faces`, then the restored faces (N, S, S, 3) uint8.
 
-    Gradio streams what a generator yields, while ``restore_image`` reports through a callback, so
-    the restoration runs in a worker thread. If the page goes away (the generator is closed), the
-    worker stops at its next step, and this returns only once it has, so the queue's one-job-at-a-
-    time limit really holds for the GPU.
+    Gradio streams what a generator yields, while ``restore_faces`` reports through a callback, so the
+    model runs in a worker thread. If the page goes away (the generator is closed), the worker stops at
+    its next step, and this returns only once it has, so the queue's one-job-at-a-time limit really holds
+    for the GPU. Everything yielded pickles (a ZeroGPU worker sends it back to the app's process).
     """
     events: queue.Queue[StepProgress | None] = queue.Queue()
     cancelled = threading.Event()
@@ -228,7 +312,7 @@ def stream_restore(image, pipe, config: RestoreConfig) -> Iterator[StepProgress 
         events.put(step)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="authface-restore") as worker:
-        future = worker.submit(restore_image, image, pipe, config, progress_callback=report)
+        future = worker.submit(restore_faces, pipe, faces, config, progress_callback=report)
         future.add_done_callback(lambda _: events.put(None))
         try:
             while (event := events.get()) is not None:
@@ -239,7 +323,7 @@ def stream_restore(image, pipe, config: RestoreConfig) -> Iterator[StepProgress 
 
 
 def report_rows(result: RestoreResult) -> list[list[object]]:
-    """One row of the authenticity table per restored face."""
+    """One row of the authenticity table per restored face, numbered as on the photo."""
     rows = []
     for face in result.faces:
         report = face.authenticity
@@ -261,134 +345,243 @@ def face_gallery(result: RestoreResult) -> list[tuple[np.ndarray, str]]:
     ]
 
 
-def run_summary(result: RestoreResult, source: str) -> str:
-    """A short account of the run: what was restored, with which settings, and what was skipped."""
+def faces_found_image(before: np.ndarray, photo_width: int, result: RestoreResult) -> np.ndarray | None:
+    """``before`` (the photo at screen size) with each restored face's box numbered as in the report and the
+    skipped faces in gray; None on the aligned path, where the whole crop is the face."""
+    if result.config.aligned:
+        return None
+    return draw_numbered_boxes(
+        before,
+        [face.box for face in result.faces],
+        [box for box, _ in result.skipped],
+        scale=before.shape[1] / photo_width,
+    )
+
+
+def run_summary(result: RestoreResult, source: str, seconds: float) -> str:
+    """A short account of the run: what was restored, with which settings, how long it took, and what to know."""
     config = result.config
     height, width = result.image.shape[:2]
+    steps = config.denoising_steps
+    if steps:
+        sampling = f"{steps} of {config.num_inference_steps} steps at fidelity {config.fidelity:.2f}"
+    else:
+        sampling = "no denoising step at fidelity 1: the faces only went through the VAE"
+    what = (
+        f"the aligned face crop **{source}** (restored at {config.face_size} px)"
+        if config.aligned
+        else f"{len(result.faces)} face(s) of **{source}**"
+    )
     lines = [
-        f"Restored {len(result.faces)} face(s) of **{source}** → {width}×{height} PNG "
-        f"(steps {config.num_inference_steps}, fidelity {config.fidelity:.2f}, guidance "
+        f"Restored {what} → {width}×{height} PNG in {format_duration(seconds)} ({sampling}, guidance "
         f"{config.guidance_scale:g}, scheduler {config.scheduler}, seed {config.seed}).",
     ]
+    if result.grayscale:
+        lines.append("- Grayscale photo: kept grayscale (the restored faces were reduced to their luminance).")
     lines += [f"- Skipped a face at ({box.left:.0f}, {box.top:.0f}): {reason}" for box, reason in result.skipped]
+    lines += [f"- {note}" for note in result.notes]
     if result.smoke_test_model:
         lines.append("\n*Smoke-test model: random weights, the output is not a restoration.*")
     return "\n".join(lines)
 
 
 def write_download(result: RestoreResult, source: str, folder: Path) -> Path:
-    """Write the full-resolution result as a PNG (atomically, alpha kept) and return its path.
-
-    Each run gets its own sub-folder (same names never collide); those older than
-    ``KEEP_RESULTS_S`` are deleted first, as Gradio has long copied them to its cache by then.
-    """
-    expired = time.time() - KEEP_RESULTS_S
-    for old_run in folder.iterdir():
-        if old_run.stat().st_mtime < expired:
-            shutil.rmtree(old_run, ignore_errors=True)
-    run_folder = Path(tempfile.mkdtemp(dir=folder))
-    path = run_folder / f"{Path(source).stem}_authface.png"
-    save_image(path, result.image, result.alpha)
+    """Write the full-resolution result as ``<name>_authface.png`` in ``folder`` (atomically, alpha kept)."""
+    path = folder / f"{Path(source).stem}_authface.png"
+    save_image(path, result.image, result.alpha, png_compress_level=DOWNLOAD_PNG_COMPRESS_LEVEL)
     return path
 
 
 def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Callable] | None = None) -> gr.Blocks:
     """Build the restoration app for ``model`` (default: ``ModelConfig()``, i.e. ``$AUTHFACE_MODEL`` or the release).
 
-    ``gpu`` wraps the restoration callback, e.g. ``spaces.GPU`` on a ZeroGPU Space; None leaves it as is.
-    The model is loaded here, once; when it cannot be, the page still starts and says why.
+    ``gpu`` wraps the model's step, a generator ``diffuse(faces, config)`` (e.g. ``spaces.GPU`` on a ZeroGPU
+    Space); None leaves it as is. The model is loaded here, once; when it cannot be, the page still starts,
+    says why, and its Restore button is off.
     """
     pipe, model_notice = load_model(model or ModelConfig())
-    # Removed once the app (whose restore callback holds it) is garbage-collected, or at exit.
-    downloads = tempfile.TemporaryDirectory(prefix="authface-demo-")
     specs = {name: spec for name, spec in describe_settings(RestoreConfig).items() if name not in SERVER_SETTINGS}
 
+    def diffuse(faces: np.ndarray, config: RestoreConfig) -> Iterator[StepProgress | np.ndarray]:
+        """The model's work, and the only step that needs the GPU: its steps as they run, then the faces."""
+        yield from stream_restore_faces(pipe, faces, config)
+
+    diffuse_faces = gpu(diffuse) if gpu is not None else diffuse
+
     with gr.Blocks(
-        title="AuthFace Studio: authentic face restoration", delete_cache=(KEEP_RESULTS_S, KEEP_RESULTS_S)
+        title="AuthFace Studio: authentic face restoration", delete_cache=(SWEEP_FILES_S, KEEP_FILES_S)
     ) as demo:
-        gr.Markdown(
-            "# AuthFace Studio\nRestore blurry, noisy or old face photos with the AuthFace diffusion prior, "
-            "then check that the result is still the same person."
-        )
+        gr.Markdown(INTRO)
         gr.Markdown(model_notice, visible=bool(model_notice), elem_id="model-notice")
-        with gr.Row():
-            with gr.Column(scale=1):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320, elem_id="request"):
                 image = gr.Image(
-                    label="Photo", type="filepath", sources=["upload", "clipboard", "webcam"], elem_id="input-image"
+                    label="Photo",
+                    type="filepath",
+                    sources=["upload", "clipboard", "webcam"],
+                    height=PHOTO_BOX_HEIGHT,
+                    elem_id="input-image",
                 )
                 widgets = {name: setting_widget(specs[name], getattr(RELEASED_PRESET, name)) for name in MAIN_SETTINGS}
+                with gr.Row():
+                    run = gr.Button(
+                        "Restore", variant="primary", interactive=pipe is not None, elem_id="restore-button"
+                    )
+                    stop = gr.Button("Stop", variant="stop", visible=False, elem_id="stop-button")
+                with tempfile.TemporaryDirectory(prefix="authface-examples-") as folder:  # Gradio keeps its copies
+                    gr.Examples(
+                        [
+                            [str(path), example.settings.get("aligned", False), example.settings.get("upscale", 1)]
+                            for path, example in zip(write_examples(Path(folder)), EXAMPLES, strict=True)
+                        ],
+                        inputs=[image, widgets["aligned"], widgets["upscale"]],
+                        example_labels=[example.label for example in EXAMPLES],
+                        label="Examples: click one, then Restore",
+                        elem_id="examples",
+                    )
                 with gr.Accordion("More settings", open=False):
                     for name, spec in specs.items():
                         if name not in MAIN_SETTINGS:
                             widgets[name] = setting_widget(spec, getattr(RELEASED_PRESET, name))
                     randomize_seed = gr.Checkbox(value=False, label="Random seed", elem_id="randomize-seed")
-                with gr.Row():
-                    presets = {
-                        name: gr.Button(PRESET_LABELS.get(name, f"{name.capitalize()} preset"), size="sm")
-                        for name in PRESETS
-                    }
-                run = gr.Button("Restore", variant="primary", elem_id="restore-button")
-            with gr.Column(scale=2):
-                comparison = gr.ImageSlider(label="Before / after", type="numpy", elem_id="comparison")
+                    with gr.Row():
+                        presets = {
+                            name: gr.Button(PRESET_LABELS.get(name, f"{name.capitalize()} preset"), size="sm")
+                            for name in PRESETS
+                        }
+            with gr.Column(scale=2, elem_id="results"):
+                status = gr.Markdown(label="Progress", elem_id="status")
+                preview = gr.Image(
+                    label="Live preview", interactive=False, height=256, visible=False, format="png", elem_id="preview"
+                )
+                comparison = gr.ImageSlider(
+                    label="Before and after", type="numpy", format="png", interactive=False, elem_id="comparison"
+                )
+                download = gr.File(label="Restored photo, full resolution PNG", interactive=False, elem_id="download")
+                summary = gr.Markdown(label="Summary", elem_id="summary")
                 report = gr.Dataframe(
                     headers=REPORT_HEADERS,
                     type="array",
                     label="Authenticity report",
                     interactive=False,
                     wrap=True,
-                    column_widths=REPORT_COLUMN_WIDTHS,
                     elem_id="report",
                 )
-                download = gr.File(label="Full-resolution result (PNG)", interactive=False, elem_id="download")
-                summary = gr.Markdown(label="Summary", elem_id="summary")
-                with gr.Row():
-                    preview = gr.Image(
-                        label="Current estimate", interactive=False, height=256, scale=1, elem_id="preview"
-                    )
-                    gallery = gr.Gallery(
-                        label="Faces: before | after", columns=2, height="auto", scale=3, elem_id="faces"
-                    )
+                faces_found = gr.Image(
+                    label="Faces found (numbered as in the report)",
+                    interactive=False,
+                    format="png",
+                    elem_id="faces-found",
+                )
+                gallery = gr.Gallery(
+                    label="Faces before and after",
+                    columns=1,
+                    object_fit="contain",
+                    format="png",
+                    elem_id="faces",
+                )
+        gr.Markdown(ABOUT, elem_id="about")
+        with gr.Accordion("Cite AuthFace", open=False):
+            gr.Markdown(CITATION, elem_id="citation")
+        finished = gr.State(False)
+
+        def start_run() -> dict:
+            """Restore pressed: the last results leave the screen at once (the checks and the queue come next)."""
+            return {
+                comparison: None,
+                download: None,
+                report: gr.Dataframe(value=[], headers=REPORT_HEADERS),
+                summary: "",
+                faces_found: None,
+                gallery: [],
+                status: "",
+                finished: False,
+            }
 
         @show_errors
         def restore(image, randomize_seed, progress=gr.Progress(), **settings):
-            """Restore the faces of a photo; streams previews, then the comparison, faces, report and PNG."""
+            """Restore the faces of a photo: streams the progress and previews, then the comparison, the numbered
+            faces, the report and the full-resolution PNG."""
+            started = time.monotonic()
             config = request_config(randomize_seed, settings)
             if pipe is None:
-                raise ValueError(model_notice)
+                raise ValueError(MODEL_MISSING)
             loaded = load_image(upload_path(image), name=upload_name(image))
-            progress(0, desc="Starting" if config.aligned else "Finding faces")
-            for event in stream_restore(loaded, pipe, config):
-                if isinstance(event, StepProgress):
-                    progress((event.step, event.num_steps), desc=describe_progress(event, config.max_batch_size))
-                    if event.preview is not None:
-                        yield {preview: upscale_image(event.preview, PREVIEW_ZOOM)}
+            check_output_size(loaded.size, config, MAX_OUTPUT_PIXELS)
+            progress(0, desc="Preparing the crop" if config.aligned else "Finding faces")
+            yield {  # the run has passed the checks and the queue: Restore waits for it, Stop can end it
+                status: "Preparing the crop…" if config.aligned else "Finding faces…",
+                preview: gr.Image(value=None, visible=True),
+                run: gr.Button(interactive=False),
+                stop: gr.Button(visible=True),
+            }
+            prepared = prepare_restoration(loaded, config)
+            for note in prepared.notes:
+                gr.Warning(note, duration=None)
+            model_started, shown_at, restored = time.monotonic(), 0.0, None
+            for event in diffuse_faces(prepared.faces, prepared.config):
+                if not isinstance(event, StepProgress):
+                    restored = event
                     continue
-                result = event
+                text = describe_progress(event, config.max_batch_size, time.monotonic() - model_started)
+                progress((event.step, event.num_steps), desc=text)
+                update = {preview: upscale_image(event.preview, PREVIEW_ZOOM)} if event.preview is not None else {}
+                if update or time.monotonic() - shown_at >= STATUS_EVERY_S:
+                    shown_at = time.monotonic()
+                    yield update | {status: text}
+            yield {status: "Putting the faces back and checking identity…"}
+            result = finish_restoration(prepared, restored, smoke_test_model=pipe.is_smoke_test_model)
             flagged = [str(f.index + 1) for f in result.faces if f.authenticity and f.authenticity.warning]
             if flagged:
                 gr.Warning(f"Look twice at face {', '.join(flagged)}: see the authenticity report.")
-            yield {
-                preview: None,  # the live estimate has done its job
-                comparison: (input_at_output_size(loaded, result), result.image),  # same size: compares pixels
-                gallery: face_gallery(result),
-                report: report_rows(result),
-                download: str(write_download(result, loaded.source, Path(downloads.name))),
-                summary: run_summary(result, loaded.source),
-                widgets["seed"]: result.config.seed,  # the one drawn when "Random seed" was ticked
-            }
+            before, after = comparison_images(loaded, result, SCREEN_MAX_SIDE)
+            run_folder = Path(tempfile.mkdtemp(prefix="authface-result-"))
+            try:
+                png = write_download(result, loaded.source, run_folder)
+                seconds = time.monotonic() - started
+                yield {
+                    status: f"Done in {format_duration(seconds)}.",
+                    preview: gr.Image(value=None, visible=False),  # the live estimate has done its job
+                    comparison: (before, after),  # same size: compares pixels
+                    faces_found: faces_found_image(before, loaded.size[0], result),
+                    gallery: face_gallery(result),
+                    report: report_rows(result),
+                    download: str(png),
+                    summary: run_summary(result, loaded.source, seconds),
+                    widgets["seed"]: result.config.seed,  # the one drawn when "Random seed" was ticked
+                    finished: True,
+                }
+            finally:  # Gradio has its own copy of the PNG once the result is sent; this one goes
+                shutil.rmtree(run_folder, ignore_errors=True)
 
-        run.click(
-            gpu(restore) if gpu is not None else restore,
+        def end_run(done: bool) -> dict:
+            """After a run, finished, stopped or ended by an error (whose message stays up): Restore is offered
+            again (when there is a model), and a run that did not finish says so."""
+            update = {run: gr.Button(interactive=pipe is not None), stop: gr.Button(visible=False)}
+            if not done:
+                update |= {status: NOT_FINISHED, preview: gr.Image(visible=False)}
+            return update
+
+        cleared = [comparison, download, report, summary, faces_found, gallery, status, finished]
+        run_event = run.click(
+            start_run, outputs=cleared, js=SCROLL_TO_PROGRESS_JS, queue=False, api_visibility="private"
+        ).then(
+            restore,
             inputs=[image, randomize_seed],
             inputs_kwargs=widgets,
-            outputs=[preview, comparison, gallery, report, download, summary, widgets["seed"]],
-            validator=functools.partial(check_request, pipe=pipe, model_notice=model_notice),
+            outputs=[comparison, download, report, summary, faces_found, gallery, widgets["seed"], preview, status]
+            + [run, stop, finished],
+            validator=functools.partial(check_request, pipe=pipe),
             api_name=API_NAME,
-            show_progress_on=comparison,  # leave the live estimate uncovered
+            api_description=api_description(specs),
+            show_progress="minimal",
+            show_progress_on=[status],
             preprocess=False,  # hand the upload to authface_core.io untouched: its messages name the problem
             concurrency_limit=1,
             concurrency_id="gpu",
         )
+        run_event.then(end_run, inputs=[finished], outputs=[run, stop, status, preview], queue=False)
+        stop.click(None, cancels=[run_event], queue=False, api_visibility="private")  # end_run follows
         for name, button in presets.items():
             button.click(
                 functools.partial(preset_values, PRESETS[name], widgets),
@@ -401,6 +594,13 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
     return demo
 
 
+def zero_gpu_seconds(faces: np.ndarray, config: RestoreConfig) -> int:
+    """The GPU time a ZeroGPU Space asks for one :func:`build_demo` ``diffuse(faces, config)`` call: faces x steps
+    at :data:`ZERO_GPU_S_PER_FACE_STEP`, plus :data:`ZERO_GPU_SETUP_S`, within ZeroGPU's bounds."""
+    work = len(faces) * config.denoising_steps * ZERO_GPU_S_PER_FACE_STEP
+    return int(min(max(math.ceil(ZERO_GPU_SETUP_S + work), ZERO_GPU_MIN_S), ZERO_GPU_MAX_S))
+
+
 def launch(demo: gr.Blocks, **options):
-    """``demo.launch`` with the upload limit and error display every server of this demo uses."""
+    """``demo.launch`` with the upload limit, error display and style every server of this demo uses."""
     return demo.launch(**{**LAUNCH_OPTIONS, **options})

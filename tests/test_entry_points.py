@@ -19,6 +19,7 @@ HELP_COMMANDS = [
     ["-m", "authface_core", "faces", "--help"],
     ["-m", "authface_core", "evaluate", "--help"],
     ["-m", "authface_core", "train", "--help"],
+    ["-m", "authface_core", "space", "--help"],
     [str(REPO_ROOT / "app.py"), "--help"],
     ["-m", "demo", "--help"],
     ["-m", "annotate", "--help"],

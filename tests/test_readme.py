@@ -1,6 +1,6 @@
 """Every command block of the README runs, on a fresh copy of the repository installed as a user would, with the
 tiny model, and exits 0 (a server command must serve its page). The test-suite block is ``.ci/run`` itself, so it
-is compared, not run."""
+is compared, not run. The Space deploy commands run against a local stand-in of the Hub."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ SERVER_COMMANDS = ("authface-demo", "python app.py", "python -m demo")
 # The install step of the quick start: the fresh copy is installed already (installing it again here would
 # re-point the environment's editable install), so only what follows it runs.
 INSTALL_PREFIX = "pip install -r requirements.txt -e . && "
+HUB_COMMANDS = ("authface space",)
 SERVER_START_TIMEOUT_S = 240
 
 
@@ -82,8 +83,25 @@ def test_the_quick_start_installs_and_starts_the_app_in_one_command():
     assert "torch==2.13.0" in requirements.splitlines()  # the pinned CPU wheel, never an unpinned CUDA build
 
 
-def test_every_command_block_runs_and_exits_0(fresh_copy):
+@pytest.fixture
+def hub(tmp_path):
+    """A local stand-in of the Hub, for the Space deploy commands."""
+    from tests.annotation.hub_standin import HubStandIn
+
+    with HubStandIn(tmp_path / "hub") as standin:
+        yield standin
+
+
+def test_every_command_block_runs_and_exits_0(fresh_copy, hub):
     clone, environment = fresh_copy
+    hub_environment = {
+        **environment,
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_OFFLINE": "0",
+        "HF_TOKEN": "hf_readmeStandInToken",
+        "ANNOTATE_DATASET_TOKEN": "hf_readmeDatasetToken",
+    }
     ci_command = (REPO_ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     ran = []
     for heading, block in bash_blocks((clone / "README.md").read_text()):
@@ -95,13 +113,15 @@ def test_every_command_block_runs_and_exits_0(fresh_copy):
             if line.startswith(SERVER_COMMANDS) and "--help" not in line:
                 serve_once(line, clone, environment)
             else:
+                env = hub_environment if line.startswith(HUB_COMMANDS) else environment
                 result = subprocess.run(
-                    ["bash", "-c", line], cwd=clone, env=environment, capture_output=True, text=True, timeout=900
+                    ["bash", "-c", line], cwd=clone, env=env, capture_output=True, text=True, timeout=900
                 )
                 assert result.returncode == 0, f"{heading}: {line}\n{result.stderr[-3000:]}"
             ran.append(f"{time.monotonic() - started:6.1f} s  {line}")
     print("\n".join(ran))
     assert len(ran) >= 8  # the blocks were found
+    assert hub.files("your-name/authface-studio", "space") and hub.files("your-name/authface-annotate", "space")
     assert (clone / "restored" / "astronaut.png").is_file() and (clone / "report" / "results.md").is_file()
 
 

@@ -284,24 +284,21 @@ def publish(
 
     ``progress(done, total, shard_path)`` is called after each shard.
     """
-    from huggingface_hub import CommitOperationAdd, HfApi, get_token
+    from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    from ..hub import hub_token, scrubbed
+
     api = HfApi(endpoint=config.endpoint, token=token)
-    secret = token or get_token() or ""  # the token HfApi will send: HF_TOKEN, HUGGING_FACE_HUB_TOKEN or the login
+    secret = hub_token(token)
 
     def hub_call(step: str, call, *args, **kwargs):
         try:
             return call(*args, **kwargs)
         except (HfHubHTTPError, OSError, ValueError, RuntimeError) as error:
-            # huggingface_hub wraps upload failures in RuntimeError: report the whole chain, token scrubbed,
-            # and drop the chained exceptions themselves (a server may echo the token in them)
-            chain = []
-            while error is not None:
-                chain.append(str(error))
-                error = error.__cause__
-            message = " <- ".join(chain)
-            message = message.replace(secret, "***") if secret else message
+            # the whole chain, token scrubbed; the chained exceptions themselves are dropped (a server may echo
+            # the token in them)
+            message = scrubbed(error, secret)
             raise PublishError(f"publishing to {config.repo_id} failed while {step}: {message}") from None
 
     # 1. The repo.

@@ -169,7 +169,7 @@ def run(args) -> int:
         try:
             result = restore_image(load_image(path), pipe, config)
         except NoFaceDetectedError as error:
-            print(f"note: {error} Left out (not an error).", file=sys.stderr)
+            print(f"note: {error} Use --aligned for such crops. Left out (not an error).", file=sys.stderr)
             return "no face"
         try:
             save_image(output, result.image, result.alpha)

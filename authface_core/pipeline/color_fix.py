@@ -5,10 +5,14 @@ degraded input it came from (the control image), both the same size. Release beh
 (``EthanLiang99/AuthFace`` ``utils/wavelet_color_fix.py``, ``test_face_xl.py:286-297``; see
 ../shared/AUTHFACE_RELEASE.md section 4) is reproduced by :func:`apply_color_fix`, which works on the
 rounded uint8 decode and truncates (not rounds) back to uint8, as ``ToPILImage`` does.
+
+A grayscale photo stays grayscale: :func:`is_grayscale` tells one apart and :func:`to_luminance`
+reduces a restored face (which the model paints in colour) to its luma, on uint8 arrays.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,6 +23,10 @@ from .constants import COLOR_FIX_METHODS
 WAVELET_LEVELS = 5
 # The release's AdaIN adds this to the unbiased variance (``calc_mean_std(eps=1e-5)``).
 ADAIN_EPS = 1e-5
+
+# A photo is grayscale when no pixel's channels differ by more than this many levels: a gray JPEG decodes
+# with equal channels up to rounding, while the faintest sepia or scanner tint differs by more.
+GRAYSCALE_TOLERANCE = 2
 
 # A 3x3 binomial (B-spline "a trous") kernel, dilated per level.
 _BINOMIAL_3X3 = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16.0
@@ -82,3 +90,16 @@ def _uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) or (H, W, 3) uint8 -> (N, 3, H, W) float32 in [0, 1], like ``ToTensor``."""
     batch = images if images.ndim == 4 else images[None]
     return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div(255)
+
+
+def is_grayscale(rgb: np.ndarray, tolerance: int = GRAYSCALE_TOLERANCE) -> bool:
+    """Whether an (..., 3) uint8 image has no colour: every pixel's channels within ``tolerance`` levels."""
+    return bool((rgb.max(axis=-1) - rgb.min(axis=-1) <= tolerance).all())
+
+
+def to_luminance(images: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 -> the same shape with each channel set to the pixel's luma (ITU-R BT.601, the Y of JPEG
+    and of PSNR-Y; OpenCV's fixed-point weights sum to one, so a gray pixel keeps its exact value)."""
+    flat = np.ascontiguousarray(images).reshape(-1, images.shape[-2], 3)  # OpenCV takes one (H, W, 3) image
+    luma = cv2.cvtColor(flat, cv2.COLOR_RGB2GRAY)
+    return np.repeat(luma[..., None], 3, axis=-1).reshape(images.shape)

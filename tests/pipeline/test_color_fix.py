@@ -73,3 +73,28 @@ def test_none_is_identity_and_bad_inputs_are_refused(astronaut):
         apply_color_fix(face, face, "histogram")
     with pytest.raises(ValueError, match="one shape"):
         apply_color_fix(face, astronaut[:16, :16], "wavelet")
+
+
+def test_luminance_is_bt601_luma_and_keeps_gray_pixels_exactly(astronaut):
+    from authface_core.pipeline.color_fix import is_grayscale, to_luminance
+
+    faces = np.stack([astronaut[:64, :64], astronaut[64:128, 64:128]])  # (N, H, W, 3), as restored faces come
+    luma = to_luminance(faces)
+    expected = faces.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, restated
+    assert luma.shape == faces.shape and luma.dtype == np.uint8
+    assert np.abs(luma[..., 0] - expected).max() <= 0.5 + 1e-6
+    assert (luma[..., 0] == luma[..., 1]).all() and (luma[..., 1] == luma[..., 2]).all()
+    ramp = np.repeat(np.arange(256, dtype=np.uint8).reshape(16, 16, 1), 3, axis=2)
+    assert np.array_equal(to_luminance(ramp), ramp)  # gray stays exactly as it was
+    assert is_grayscale(luma) and is_grayscale(ramp) and not is_grayscale(astronaut)
+
+
+def test_grayscale_allows_rounding_but_not_a_tint():
+    from authface_core.pipeline.color_fix import GRAYSCALE_TOLERANCE, is_grayscale
+
+    gray = np.full((8, 8, 3), 120, np.uint8)
+    rounded = gray.copy()
+    rounded[0, 0] = (120, 120 + GRAYSCALE_TOLERANCE, 120)  # a decoder's rounding
+    tinted = gray.copy()
+    tinted[0, 0] = (120, 121 + GRAYSCALE_TOLERANCE, 120)  # one pixel of colour is a colour photo
+    assert is_grayscale(rounded) and not is_grayscale(tinted)

@@ -5,14 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from authface_core.errors import NoFaceDetectedError
+from authface_core.errors import InvalidImageError, NoFaceDetectedError
 from authface_core.io import load_image
 from authface_core.restore import (
     FAST_PRESET,
+    NO_FACE_IN_CROP,
     RestoreConfig,
     StepProgress,
+    check_output_size,
+    comparison_images,
     describe_progress,
-    input_at_output_size,
+    estimate_seconds_left,
+    finish_restoration,
+    largest_upscale,
+    prepare_restoration,
+    restore_faces,
     restore_image,
 )
 
@@ -54,15 +61,118 @@ def test_fast_preset_is_a_fast_scheduler_with_fewer_steps():
 
 def test_aligned_face_in_restored_face_out(tiny_pipe, astronaut):
     config = RestoreConfig(aligned=True, upscale=2, seed=11, **TINY)
-    result = restore_image(astronaut, tiny_pipe, config)  # 512 px input, resized to the 64 px face size
-    assert result.image.shape == (2 * FACE_SIZE, 2 * FACE_SIZE, 3) and result.image.dtype == np.uint8
+    result = restore_image(astronaut, tiny_pipe, config)  # 512 px input, restored at the 64 px face size
+    assert result.image.shape == (2 * 512, 2 * 512, 3) and result.image.dtype == np.uint8  # its own size, x2
     assert result.smoke_test_model and result.config == config and len(result.faces) == 1
     face = result.faces[0]
     assert face.box is None and face.affine is None and face.input_face.shape == face.restored_face.shape == (64, 64, 3)
     again = restore_image(astronaut, tiny_pipe, config)
     assert np.array_equal(again.image, result.image)
-    before = input_at_output_size(astronaut, result)  # the crop at the output size, not the 512 px input x2
-    assert before.shape == result.image.shape and before.dtype == np.uint8
+    before, after = comparison_images(astronaut, result)
+    assert before.shape == after.shape == result.image.shape and after is result.image
+
+
+@pytest.mark.parametrize("side, upscale, expected", [(40, 1, FACE_SIZE), (FACE_SIZE, 2, 2 * FACE_SIZE), (100, 3, 300)])
+def test_aligned_crop_comes_back_at_its_own_size_never_below_the_face_size(
+    tiny_pipe, small_face, side, upscale, expected
+):
+    import cv2
+
+    crop = cv2.resize(small_face, (side, side), interpolation=cv2.INTER_AREA)
+    result = restore_image(crop, tiny_pipe, RestoreConfig(aligned=True, upscale=upscale, **TINY))
+    assert result.image.shape == (expected, expected, 3)
+
+
+def test_aligned_mode_refuses_an_image_that_is_not_square(tiny_pipe):
+    wide = np.full((120, 160, 3), 128, np.uint8)
+    with pytest.raises(InvalidImageError, match=r"aligned face crop is square, this image is 160x120"):
+        restore_image(wide, tiny_pipe, RestoreConfig(aligned=True, **TINY))
+    nearly = np.full((100, 101, 3), 128, np.uint8)  # within the tolerance
+    assert prepare_restoration(nearly, RestoreConfig(aligned=True, **TINY)).faces.shape == (1, 64, 64, 3)
+
+
+def test_an_aligned_crop_without_a_face_is_restored_with_a_note(astronaut):
+    cup = np.full((200, 200, 3), 90, np.uint8)
+    cup[60:140, 50:150] = 230  # nothing like a face
+    assert prepare_restoration(cup, RestoreConfig(aligned=True, **TINY)).notes == [NO_FACE_IN_CROP]
+    face = astronaut[0:300, 120:420]
+    assert prepare_restoration(face, RestoreConfig(aligned=True, **TINY)).notes == []
+
+
+def test_preparing_the_model_and_finishing_apart_is_restore_image(tiny_pipe, astronaut):
+    """What a ZeroGPU Space does (the model's step alone on the GPU) gives what one call gives."""
+    config = RestoreConfig(seed=5, **TINY)
+    prepared = prepare_restoration(astronaut, config)
+    restored = restore_faces(tiny_pipe, prepared.faces, prepared.config)
+    apart = finish_restoration(prepared, restored, smoke_test_model=True)
+    together = restore_image(astronaut, tiny_pipe, config)
+    assert np.array_equal(apart.image, together.image) and len(apart.faces) == len(together.faces) == 1
+    with pytest.raises(ValueError, match="restored faces of shape"):
+        finish_restoration(prepared, restored[:, :32], smoke_test_model=True)
+
+
+def two_faces(scale: float, astronaut) -> np.ndarray:
+    """A small face on the left and a large one on the right (dlib finds the large one first), at ``scale``."""
+    import cv2
+
+    face = astronaut[0:300, 100:400]
+    canvas = np.full((600, 1400, 3), 200, np.uint8)
+    canvas[200:400, 100:300] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_AREA)
+    canvas[50:500, 850:1300] = cv2.resize(face, (450, 450), interpolation=cv2.INTER_AREA)
+    size = (round(1400 * scale), round(600 * scale))
+    return cv2.resize(canvas, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LANCZOS4)
+
+
+@pytest.mark.parametrize("scale", [0.6, 1.0, 2.0])
+def test_faces_are_numbered_left_to_right_at_any_resolution(astronaut, scale):
+    prepared = prepare_restoration(two_faces(scale, astronaut), RestoreConfig(**TINY))
+    centres = [box.center[0] / scale for box in prepared.boxes]
+    assert len(centres) == 2 and centres[0] < 700 < centres[1]
+
+
+def test_a_grayscale_photo_comes_back_grayscale_and_says_so(tiny_pipe, astronaut):
+    from authface_core.pipeline.color_fix import to_luminance
+
+    gray = to_luminance(astronaut)
+    result = restore_image(gray, tiny_pipe, RestoreConfig(upscale=2, **TINY))
+    image = result.image.astype(int)
+    assert result.grayscale and (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+    face = result.faces[0].restored_face
+    assert (face[..., 0] == face[..., 2]).all()
+    colour = restore_image(astronaut, tiny_pipe, RestoreConfig(**TINY))
+    assert not colour.grayscale and np.abs(colour.image[..., 0].astype(int) - colour.image[..., 2]).max() > 50
+
+
+@pytest.mark.parametrize(
+    "size, aligned, upscale, expected",
+    [((4200, 700), False, 4, 4), ((8000, 1400), False, 3, 2), ((9000, 6000), False, 1, 0), ((1000, 1000), True, 4, 4)],
+)
+def test_largest_upscale_within_a_pixel_cap(size, aligned, upscale, expected):
+    cap = 50_000_000
+    config = RestoreConfig(aligned=aligned, upscale=upscale, face_size=512)
+    assert largest_upscale(size, config, cap) == expected
+    fits = size[0] * size[1] * upscale**2 <= cap if not aligned else (max(size) * upscale) ** 2 <= cap
+    if fits:
+        check_output_size(size, config, cap)
+    else:
+        advice = f"the largest upscale that fits is {expected}" if expected else "even upscale 1 does not fit"
+        with pytest.raises(ValueError, match=rf"^upscale {upscale} would make .*{advice}"):
+            check_output_size(size, config, cap)
+
+
+def test_comparison_is_the_input_and_result_at_one_screen_size(tiny_pipe, astronaut):
+    import cv2
+
+    result = restore_image(astronaut, tiny_pipe, RestoreConfig(upscale=3, **TINY))  # 1536 x 1536
+    before, after = comparison_images(astronaut, result, max_side=600)
+    assert before.shape == after.shape == (600, 600, 3)
+    assert np.array_equal(after, cv2.resize(result.image, (600, 600), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(before, cv2.resize(astronaut, (600, 600), interpolation=cv2.INTER_LANCZOS4))
+
+
+@pytest.mark.parametrize("steps, fidelity, expected", [(50, 0.0, 50), (50, 0.5, 25), (50, 1.0, 0), (10, 0.9, 1)])
+def test_denoising_steps_are_the_ones_fidelity_leaves(steps, fidelity, expected):
+    assert RestoreConfig(num_inference_steps=steps, fidelity=fidelity).denoising_steps == expected
 
 
 def test_no_seed_draws_one_and_reports_it(tiny_pipe, small_face):
@@ -143,7 +253,7 @@ def test_identity_check_attaches_an_authenticity_report(tiny_pipe, small_face):
 
 def test_image_without_faces_suggests_aligned_mode(tiny_pipe):
     flat = np.full((120, 160, 3), 128, np.uint8)
-    with pytest.raises(NoFaceDetectedError, match="--aligned"):
+    with pytest.raises(NoFaceDetectedError, match="no face detected. Aligned mode restores an image that is already"):
         restore_image(flat, tiny_pipe, RestoreConfig(**TINY))
 
 
@@ -193,7 +303,7 @@ def test_whole_photo_upscaled_changes_only_by_resampling_away_from_faces(tiny_pi
     assert all(reason == "not the largest face" for _, reason in result.skipped)
     outside = far_from_faces(result, expected.shape, scale=2)
     assert np.array_equal(result.image[outside], expected[outside])
-    assert np.array_equal(input_at_output_size(whole_photo, result), expected)
+    assert np.array_equal(comparison_images(whole_photo, result)[0], expected)
 
 
 @pytest.mark.parametrize(
@@ -208,6 +318,18 @@ def test_whole_photo_upscaled_changes_only_by_resampling_away_from_faces(tiny_pi
 def test_progress_names_the_faces_of_the_batch(face_index, num_faces, batch_size, expected):
     step = StepProgress(face_index=face_index, num_faces=num_faces, step=12, num_steps=50, preview=None)
     assert describe_progress(step, batch_size) == expected
+
+
+def test_progress_counts_time_across_batches():
+    second_batch = StepProgress(face_index=4, num_faces=6, step=10, num_steps=50, preview=None)
+    # two batches of 50 steps; 60 of the 100 done in 90 s leave 40 steps at 1.5 s
+    assert estimate_seconds_left(second_batch, batch_size=4, elapsed_s=90.0) == pytest.approx(60.0)
+    assert (
+        describe_progress(second_batch, 4, elapsed_s=90.0)
+        == "Faces 5-6 of 6: step 10 of 50, 1:30 elapsed, about 1:00 left"
+    )
+    first = StepProgress(face_index=0, num_faces=1, step=0, num_steps=50, preview=None)
+    assert estimate_seconds_left(first, 1, 3.0) is None
 
 
 def test_min_face_size_skips_small_faces_with_a_reason(tiny_pipe, whole_photo):
