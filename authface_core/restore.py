@@ -15,8 +15,9 @@ the input as fidelity grows; 1 runs no step (the input through the VAE). See
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -179,38 +180,65 @@ def restore_image(
     pipe,
     config: RestoreConfig = RestoreConfig(),
     *,
+    noise_key: str | None = None,
     progress_callback: ProgressCallback | None = None,
 ) -> RestoreResult:
     """Restore the selected faces of a photo, or one aligned face when ``config.aligned``.
+
+    ``noise_key`` names the photo within a larger run (its relative file name, or a dataset id): each face then
+    draws its noise from its own generator seeded by :func:`face_seeds`, so an archive restores a photo the same
+    whatever order, batch partners or process it gets. Without it, one generator seeded by ``config.seed`` serves
+    the faces in order, as the release does.
 
     Raises:
         NoFaceDetectedError: whole-photo mode found no face to restore (the message suggests aligned mode).
         ValueError: an image that is not (H, W, 3) uint8.
     """
-    rgb, alpha, source = _unpack_image(image)
     if config.seed is None:
         config = dataclasses.replace(config, seed=draw_seed())
-    if config.aligned:
-        return _restore_aligned(rgb, alpha, pipe, config, progress_callback)
-    return _restore_photo(rgb, alpha, source, pipe, config, progress_callback)
+    prepared = prepare_photo(image, config)
+    seeds = None if noise_key is None else face_seeds(config.seed, noise_key, len(prepared.faces))
+    restored = restore_faces(pipe, prepared.faces, config, seeds=seeds, progress_callback=progress_callback)
+    return finish_photo(prepared, restored, config, smoke_test_model=pipe.is_smoke_test_model)
+
+
+def face_seeds(seed: int, key: str, count: int) -> list[int]:
+    """The seed of each of a photo's ``count`` faces: the first 63 bits of SHA-256 over the run's seed, the
+    photo's key and the face's index, so that a face's noise depends on nothing else."""
+    return [
+        int.from_bytes(hashlib.sha256(f"{seed}\0{key}\0{index}".encode()).digest()[:8], "big") >> 1
+        for index in range(count)
+    ]
 
 
 def restore_faces(
-    pipe, faces: np.ndarray, config: RestoreConfig, *, progress_callback: ProgressCallback | None = None
+    pipe,
+    faces: np.ndarray,
+    config: RestoreConfig,
+    *,
+    seeds: Sequence[int] | None = None,
+    progress_callback: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Restore aligned faces (N, S, S, 3) uint8 -> (N, S, S, 3) uint8, ``max_batch_size`` at a time, one
-    generator seeded once and drawn in order (as the release reuses one generator across batches).
+    """Restore aligned faces (N, S, S, 3) uint8 -> (N, S, S, 3) uint8, ``max_batch_size`` at a time.
+
+    Without ``seeds``, one generator seeded once and drawn in order (as the release reuses one generator across
+    batches); with ``seeds`` (one per face), each face draws its noise from a generator of its own.
 
     Every choice of this run travels with its pipeline calls (the scheduler too), and nothing is set on
     ``pipe``: threads may share one pipeline, each restoring with its own settings.
     """
     from .pipeline.pipeline_authface_sdxl import seeded_generator
 
-    seed = config.seed if config.seed is not None else draw_seed()
-    generator = seeded_generator(seed, pipe.execution_device)
+    device = pipe.execution_device
+    if seeds is None:
+        generator = seeded_generator(config.seed if config.seed is not None else draw_seed(), device)
+    elif len(seeds) != len(faces):
+        raise ValueError(f"seeds must give one seed per face: {len(seeds)} seeds for {len(faces)} faces")
     restored = []
     for start in range(0, len(faces), config.max_batch_size):
         batch = faces[start : start + config.max_batch_size]
+        if seeds is not None:
+            generator = [seeded_generator(seed, device) for seed in seeds[start : start + len(batch)]]
         callback = _step_callback(progress_callback, config, start, len(faces))
         output = pipe(
             batch,
@@ -248,43 +276,71 @@ def _step_callback(progress_callback: ProgressCallback | None, config: RestoreCo
     return on_step_end
 
 
-def _restore_aligned(rgb, alpha, pipe, config, progress_callback) -> RestoreResult:
-    """The aligned path: the whole image, resized to the face size, is the one face."""
-    size = config.face_size
-    input_face = resize_image(rgb, size, size)
-    restored_face = restore_faces(pipe, input_face[None], config, progress_callback=progress_callback)[0]
-    out_size = size * config.upscale
-    face = FaceResult(0, None, input_face, restored_face, None, _authenticity(input_face, restored_face, config))
-    return RestoreResult(
-        image=resize_image(restored_face, out_size, out_size),
-        alpha=None if alpha is None else resize_image(alpha, out_size, out_size),
-        faces=[face],
-        skipped=[],
-        config=config,
-        smoke_test_model=pipe.is_smoke_test_model,
-    )
+@dataclass
+class PreparedPhoto:
+    """A photo made ready for the model: its aligned input faces (N, S, S, 3) uint8 and what pasting their
+    restorations back needs. On the aligned path the whole image, resized, is the one face (no box, no affine)."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    source: str
+    faces: np.ndarray
+    boxes: list[FaceBox | None]
+    affines: list[np.ndarray] | None
+    skipped: list[tuple[FaceBox, str]] = field(default_factory=list)
 
 
-def _restore_photo(rgb, alpha, source, pipe, config, progress_callback) -> RestoreResult:
-    """The whole-photo path: detect, select, align, restore, paste back (module doc)."""
+def prepare_photo(image: np.ndarray | LoadedImage, config: RestoreConfig) -> PreparedPhoto:
+    """The CPU work before the model: detect, select and align the faces (module doc), or on the aligned path
+    resize the image to the face size.
+
+    Raises:
+        NoFaceDetectedError: whole-photo mode found no face to restore (the message suggests aligned mode).
+        ValueError: an image that is not (H, W, 3) uint8.
+    """
+    rgb, alpha, source = _unpack_image(image)
+    if config.aligned:
+        face = resize_image(rgb, config.face_size, config.face_size)
+        return PreparedPhoto(rgb, alpha, source, face[None], [None], None)
     selection = select_restorable_faces(rgb, source, config)
     aligned = [align_face(rgb, face, config.face_size) for face in selection.selected]
-    inputs = np.stack([crop.image for crop in aligned])
-    restored = restore_faces(pipe, inputs, config, progress_callback=progress_callback)
+    return PreparedPhoto(
+        rgb,
+        alpha,
+        source,
+        np.stack([crop.image for crop in aligned]),
+        [crop.source.box for crop in aligned],
+        [crop.affine for crop in aligned],
+        [(face.box, reason) for face, reason in selection.skipped],
+    )
+
+
+def finish_photo(
+    prepared: PreparedPhoto, restored: np.ndarray, config: RestoreConfig, *, smoke_test_model: bool
+) -> RestoreResult:
+    """The CPU work after the model: paste the restored faces (N, S, S, 3) back into the photo upscaled by
+    ``config.upscale`` (on the aligned path, resize the one face to the output size), and check each face's
+    identity against its input."""
     faces = [
         FaceResult(
-            i, crop.source.box, crop.image, restored[i], crop.affine, _authenticity(crop.image, restored[i], config)
+            index,
+            prepared.boxes[index],
+            prepared.faces[index],
+            restored[index],
+            None if prepared.affines is None else prepared.affines[index],
+            _authenticity(prepared.faces[index], restored[index], config),
         )
-        for i, crop in enumerate(aligned)
+        for index in range(len(restored))
     ]
-    return RestoreResult(
-        image=paste_faces(rgb, list(restored), [crop.affine for crop in aligned], upscale=config.upscale),
-        alpha=None if alpha is None else upscale_image(alpha, config.upscale),
-        faces=faces,
-        skipped=[(face.box, reason) for face, reason in selection.skipped],
-        config=config,
-        smoke_test_model=pipe.is_smoke_test_model,
-    )
+    alpha = prepared.alpha
+    if prepared.affines is None:
+        out_size = config.face_size * config.upscale
+        image = resize_image(restored[0], out_size, out_size)
+        alpha = None if alpha is None else resize_image(alpha, out_size, out_size)
+    else:
+        image = paste_faces(prepared.rgb, list(restored), prepared.affines, upscale=config.upscale)
+        alpha = None if alpha is None else upscale_image(alpha, config.upscale)
+    return RestoreResult(image, alpha, faces, prepared.skipped, config, smoke_test_model)
 
 
 def select_restorable_faces(rgb: np.ndarray, source: str, config: RestoreConfig) -> FaceSelection:
