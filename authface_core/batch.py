@@ -160,14 +160,7 @@ def prepare_output_folder(folder: str | os.PathLike, inputs: Sequence[str | os.P
         OutputFolderError: the message names the folder and the problem.
     """
     folder = Path(folder)
-    target = folder.resolve()
-    for item in map(Path, inputs):
-        for spelling in {Path(os.path.abspath(item)), _identity(item)}:
-            if _is_within(spelling, target):
-                raise OutputFolderError(
-                    f"{folder}: the output folder is, or contains, the input {item}; choose a folder outside the "
-                    "inputs (originals are never written over)"
-                )
+    check_output_outside_inputs(folder, inputs)
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"{folder}: exists and is not a folder; choose a folder for the outputs")
     try:
@@ -188,6 +181,18 @@ def prepare_output_folder(folder: str | os.PathLike, inputs: Sequence[str | os.P
     for stale in remove_stale_temp_files(folder):
         logger.info("removed %s, left by an interrupted write", stale)
     return folder
+
+
+def check_output_outside_inputs(folder: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> None:
+    """Raise :class:`OutputFolderError` when ``folder`` is an input or contains one (links followed)."""
+    target = Path(folder).resolve()
+    for item in map(Path, inputs):
+        for spelling in {Path(os.path.abspath(item)), _identity(item)}:
+            if _is_within(spelling, target):
+                raise OutputFolderError(
+                    f"{folder}: the output folder is, or contains, the input {item}; choose a folder outside the "
+                    "inputs (originals are never written over)"
+                )
 
 
 def print_left_out(scan: InputScan) -> None:

@@ -62,13 +62,18 @@ class RunReport:
         )
 
 
+def left_to_do(items: Sequence[ArchiveItem], outputs: ArchiveOutputs, processes: Processes) -> list[int]:
+    """The indices of the items not done yet, as the main process finds them (``outputs.kept``), on every process."""
+    left = [index for index, item in enumerate(items) if not outputs.kept(item)] if processes.is_main else None
+    return processes.broadcast(left)
+
+
 def share_left(
     items: Sequence[ArchiveItem], outputs: ArchiveOutputs, processes: Processes, group_size: int
 ) -> tuple[list[ArchiveItem], int, int]:
-    """(this process's items among those not done, how many were done, how many are left in all): the main
-    process decides what is done, and the left ones are split in whole groups of ``group_size``."""
-    left = [index for index, item in enumerate(items) if not outputs.kept(item)] if processes.is_main else None
-    left = processes.broadcast(left)
+    """(this process's items among those not done, how many were done, how many are left in all): the items left
+    are split between the processes in whole groups of ``group_size``."""
+    left = left_to_do(items, outputs, processes)
     groups = [left[start : start + group_size] for start in range(0, len(left), group_size)]
     return [items[index] for group in processes.share(groups) for index in group], len(items) - len(left), len(left)
 
@@ -124,13 +129,13 @@ def run_archive(
     return RunReport.total(reports) if processes.is_main else report
 
 
-def run_batch_of(mine, write, processes: Processes, total: int | None):
-    """``batch.run_batch`` with this process's bar (``process <i>`` under a launcher, ``restore`` alone)."""
+def run_batch_of(mine, process, processes: Processes, total: int | None, *, desc: str = "restore"):
+    """``batch.run_batch`` with this process's bar (``<desc>, process <i>`` under a launcher)."""
     from ..batch import run_batch
 
     several = processes.count > 1
-    desc = f"process {processes.index}" if several else "restore"
-    return run_batch(mine, write, desc=desc, total=total, position=processes.local_index + 1 if several else None)
+    desc = f"{desc}, process {processes.index}" if several else desc
+    return run_batch(mine, process, desc=desc, total=total, position=processes.local_index + 1 if several else None)
 
 
 def _write_outcome(item: ArchiveItem, outcome: Outcome, outputs: ArchiveOutputs, note: Callable[[str], None]) -> str:

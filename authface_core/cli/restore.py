@@ -192,7 +192,7 @@ def run(args) -> int:
     from ..archive.engine import Batching
     from ..archive.processes import Processes
     from ..archive.run import run_archive
-    from ..batch import prepare_output_folder, print_left_out
+    from ..batch import check_output_outside_inputs, prepare_output_folder, print_left_out
     from ..errors import AuthFaceError
     from ..restore import draw_seed
     from ..settings import settings_from_namespace
@@ -202,10 +202,16 @@ def run(args) -> int:
         model_config, config, archive = settings_from_namespace(args, ModelConfig, RestoreConfig, ArchiveConfig)
         if bool(args.inputs) == bool(archive.dataset):
             raise ValueError("give INPUT files or folders, or --dataset, but not both")
+        if archive.dry_run and archive.streaming:
+            raise ValueError("--dry-run counts the photos left: it needs the whole list, not --streaming")
         processes = Processes.start(model_config.device)
         model_config = dataclasses.replace(model_config, device=processes.device_for(model_config.device))
         model = model_config.resolved_model
-        output_dir = processes.main_first(prepare_output_folder, args.output_dir, args.inputs)
+        if archive.dry_run:  # nothing is written: the folder is only checked
+            check_output_outside_inputs(args.output_dir, args.inputs)
+            output_dir = Path(args.output_dir)
+        else:
+            output_dir = processes.main_first(prepare_output_folder, args.output_dir, args.inputs)
         items, stream, scan = _archive_items(args, archive, output_dir, processes)
         outputs = _archive_outputs(archive, output_dir, model, config, args.overwrite)
     except (AuthFaceError, ValueError) as error:
@@ -215,6 +221,8 @@ def run(args) -> int:
         print_left_out(scan)
     if items is not None and not items:
         return EXIT_SOME_FAILED
+    if archive.dry_run:
+        return _dry_run(items, outputs, model_config, config, archive, processes)
     try:
         pipe = model_config.load()
     except (AuthFaceError, ValueError) as error:
@@ -277,6 +285,20 @@ def _archive_outputs(archive: ArchiveConfig, output_dir: Path, model: str, confi
         return sidecar_record(Path(item.source), Path(item.key), model, result, seconds)
 
     return ParquetShards(output_dir, archive.shard_rows, record, repo)
+
+
+def _dry_run(
+    items, outputs, model_config: ModelConfig, config: RestoreConfig, archive: ArchiveConfig, processes
+) -> int:
+    """Print the plan (``archive.plan``) on the main process; nothing is restored or written."""
+    from ..archive.plan import ArchivePlan, checkpoint_denoiser_configs, count_faces, flops_per_face
+
+    counts = count_faces(items, outputs, config, processes, archive.dry_run_sample)
+    if processes.is_main:
+        unet, controlnet, counted_on = checkpoint_denoiser_configs(model_config.resolved_model, model_config.revision)
+        plan = ArchivePlan(len(items), *counts, flops_per_face(unet, controlnet, config), counted_on, processes.count)
+        print(plan.describe())
+    return 0
 
 
 def _note(message: str) -> None:
