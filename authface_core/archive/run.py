@@ -94,7 +94,8 @@ def run_archive(
     shows a message without breaking the progress bars."""
     report = RunReport()
     if items is not None:
-        mine, report.kept, left = share_left(items, outputs, processes, batching.group_size)
+        mine, kept, left = share_left(items, outputs, processes, batching.group_size)
+        report.kept = kept if processes.is_main else 0  # every process knows it; the main one counts it
     else:
         mine, left = _skip_kept(stream(processes.index, processes.count), outputs, report), None
     processes.barrier()  # every process has read what is done: writing may start
