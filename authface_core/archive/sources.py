@@ -106,10 +106,12 @@ class DatasetSource:
                 raise DatasetError(
                     f"{name}: no {role} column {column!r} (columns: {', '.join(columns)}); name it with --{role}-column"
                 )
-        image_feature = features[image_column] if features is not None else None
+        image_feature = features[image_column] if features is not None else None  # unknown for some streams
         if isinstance(image_feature, datasets.Image):
             dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
-        elif not (isinstance(image_feature, datasets.Value) and image_feature.dtype in ("binary", "large_binary")):
+        elif image_feature is not None and not (
+            isinstance(image_feature, datasets.Value) and image_feature.dtype in ("binary", "large_binary")
+        ):
             raise DatasetError(f"{name}: the column {image_column!r} holds {image_feature}, not images")
         dataset = dataset.select_columns([id_column, image_column])
         return cls(name, image_column, id_column, dataset, streaming)

@@ -110,14 +110,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch_command(restore_args: list[str], processes: int = 2) -> list[str]:
-    """``accelerate launch`` of ``python -m authface_core restore`` with ``processes`` processes: torchrun starts
-    them and, the model being on the CPU, they join a gloo process group."""
+ACCELERATE_CONFIG = REPO_ROOT / "configs" / "accelerate" / "restore" / "2cpu.yaml"
+
+
+def launch_command(restore_args: list[str]) -> list[str]:
+    """``accelerate launch`` of ``python -m authface_core restore`` with the 2-process CPU config: torchrun starts
+    the processes and, the model being on the CPU, they join a gloo process group."""
     return [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-        "-m", "authface_core", "restore", *restore_args,
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIG),
+        "--main_process_port", str(free_port()), "-m", "authface_core", "restore", *restore_args,
     ]  # fmt: skip
 
 

@@ -22,3 +22,18 @@ def test_the_archive_bench_runs(tmp_path):
     for name in ("batching off", "cross-photo batching"):
         assert record[name]["photos"] == 2 and record[name]["faces"] >= 2 and record[name]["faces_per_s"] > 0
     assert "cross-photo batching on / off" in ran.stdout
+
+
+def test_the_restore_accelerate_configs_load_with_accelerate():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    folder = REPO_ROOT / "configs" / "accelerate" / "restore"
+    layouts = {}
+    for path in sorted(folder.glob("*.yaml")):
+        config = load_config_from_file(str(path))
+        layouts[path.name] = (config.distributed_type, config.num_machines, config.num_processes, config.use_cpu)
+    assert layouts == {
+        "2cpu.yaml": ("MULTI_GPU", 1, 2, True),
+        "2x8gpu.yaml": ("MULTI_GPU", 2, 16, False),
+        "8gpu.yaml": ("MULTI_GPU", 1, 8, False),
+    }
