@@ -143,3 +143,27 @@ def test_shards_are_appended_to_a_hub_repo_never_twice(tmp_path, astronaut, tiny
         local = read_shards(out, tmp_path / "cache-local")[name]
         assert hashlib.sha256(row["image"]["bytes"]).digest() == hashlib.sha256(local["image"]["bytes"]).digest()
     assert TOKEN not in capsys.readouterr().err
+
+
+def test_every_archive_setting_is_a_restore_flag():
+    from authface_core.cli import parse_args
+    from authface_core.settings import settings_from_namespace
+
+    (config,) = settings_from_namespace(parse_args(["restore", "x", "-o", "y"]), ArchiveConfig)
+    assert config == ArchiveConfig()
+    argv = ["restore", "-o", "y", "--dataset", "org/scans", "--streaming", "--output-format", "parquet"]
+    argv += ["--push-to-hub", "org/out", "--cross-photo-batch", "--group-size", "8", "--dry-run"]
+    (config,) = settings_from_namespace(parse_args(argv), ArchiveConfig)
+    assert (config.dataset, config.streaming, config.output_format, config.push_to_hub) == (
+        "org/scans",
+        True,
+        "parquet",
+        "org/out",
+    )
+    assert config.cross_photo_batch and config.group_size == 8 and config.dry_run
+
+
+def test_inputs_or_a_dataset_not_both(tmp_path, capsys):
+    assert main(["restore", str(tmp_path), "--dataset", "org/scans", "-o", str(tmp_path / "out")]) == 2
+    assert "give INPUT files or folders, or --dataset, but not both" in capsys.readouterr().err
+    assert main(["restore", "-o", str(tmp_path / "out")]) == 2
