@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -101,7 +102,9 @@ def run_archive(
     processes.barrier()  # every process has read what is done: writing may start
     several = processes.count > 1
     total_bar = _TotalBar(processes, left) if several and processes.is_main else None
-    outcomes = restore_in_order(mine, pipe, config, batching, encode=outputs.encode, check=outputs.check)
+    count = len(mine) if items is not None else None
+    mine, for_engine = itertools.tee(mine)  # one pass each, in step: a stream is never held whole
+    outcomes = restore_in_order(for_engine, pipe, config, batching, encode=outputs.encode, check=outputs.check)
 
     def write(item: ArchiveItem) -> str:
         outcome = next(outcomes)
@@ -111,7 +114,7 @@ def run_archive(
             processes.count_done(1)
 
     try:
-        batch = run_batch_of(mine, write, processes, len(mine) if items is not None else None)
+        batch = run_batch_of(mine, write, processes, count)
     finally:
         outcomes.close()
     report.failures = [message for _, message in batch.failures]

@@ -167,3 +167,15 @@ def test_inputs_or_a_dataset_not_both(tmp_path, capsys):
     assert main(["restore", str(tmp_path), "--dataset", "org/scans", "-o", str(tmp_path / "out")]) == 2
     assert "give INPUT files or folders, or --dataset, but not both" in capsys.readouterr().err
     assert main(["restore", "-o", str(tmp_path / "out")]) == 2
+
+
+def test_a_streamed_dataset_is_restored_whole(tmp_path, astronaut, tiny_checkpoint, capsys):
+    photos = {f"s{index}": photo for index, photo in enumerate(astronaut_variants(astronaut, 3))}
+    dataset = write_parquet_dataset(tmp_path / "in" / "train.parquet", photos)
+    out = tmp_path / "out"
+    flags = ["--dataset", str(dataset), "--streaming", "-o", str(out), "--output-format", "parquet"]
+    flags += ["--model", str(tiny_checkpoint), *TINY_FLAGS]
+    assert main(["restore", *flags]) == 0
+    assert sorted(read_shards(out, tmp_path / "cache")) == sorted(photos)
+    assert main(["restore", *flags]) == 0
+    assert "0 restored, 3 already done" in capsys.readouterr().err
