@@ -135,7 +135,6 @@ def launch_environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def launch(restore_args: list[str], tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        launch_command(restore_args), env=launch_environment(tmp_path), capture_output=True, text=True, timeout=timeout
-    )
+def launch(restore_args: list[str], tmp_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**launch_environment(tmp_path), **(env or {})}
+    return subprocess.run(launch_command(restore_args), env=environment, capture_output=True, text=True, timeout=300)

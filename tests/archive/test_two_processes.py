@@ -16,6 +16,7 @@ import pytest
 
 from authface_core.cli import main
 from authface_core.io import load_rgb
+from tests.annotation.hub_standin import HubStandIn
 
 from .conftest import (
     TINY_FLAGS,
@@ -26,6 +27,9 @@ from .conftest import (
     read_shards,
     write_parquet_dataset,
 )
+
+REPO_ID = "photo-agency/restored-scans"
+TOKEN = "hf_twoProcessesSecretToken0123"
 
 
 def summary_counts(stderr: str) -> tuple[int, int, int, int]:
@@ -57,8 +61,9 @@ def test_two_processes_restore_every_real_photo_once_with_the_pixels_of_one(
 
 
 def test_a_parquet_dataset_to_parquet_shards_with_cross_photo_batches(astronaut, tiny_checkpoint, tmp_path):
-    """A local Parquet dataset (image + id) in, shards out that datasets reads back with every id; faces of
-    several photos share batches, formed by groups, so 2 processes give the pixels of 1."""
+    """A local Parquet dataset (image + id) in, shards out that datasets reads back with every id, each process
+    appending its own to a Hub repo (the local stand-in); faces of several photos share batches, formed by
+    groups, so 2 processes give the pixels of 1."""
     photos = {f"scan-{index:03d}": photo for index, photo in enumerate(astronaut_variants(astronaut, 6))}
     dataset = write_parquet_dataset(tmp_path / "archive" / "train.parquet", photos)
     flags = ["--dataset", str(dataset), "--output-format", "parquet", "--shard-rows", "2"]
@@ -66,9 +71,14 @@ def test_a_parquet_dataset_to_parquet_shards_with_cross_photo_batches(astronaut,
     flags += TINY_FLAGS
     one, two = tmp_path / "one-process", tmp_path / "two-processes"
     assert main(["restore", "-o", str(one), *flags]) == 0
-    ran = launch(["-o", str(two), *flags], tmp_path)
+    with HubStandIn(tmp_path / "hub") as hub:
+        hub_env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN}
+        ran = launch(["-o", str(two), *flags, "--push-to-hub", REPO_ID], tmp_path, env=hub_env)
+        shard_commits = [paths for _, paths in hub.commits if any(path.endswith(".parquet") for path in paths)]
     assert ran.returncode == 0, ran.stderr[-3000:]
-    assert summary_counts(ran.stderr) == (6, 0, 0, 0)
+    assert summary_counts(ran.stderr) == (6, 0, 0, 0) and TOKEN not in ran.stderr
+    published = read_shards(hub.repo_dir(REPO_ID), tmp_path / "cache-hub")
+    assert sorted(published) == sorted(photos) and len(shard_commits) == 4  # each shard once, by its process
     rows_two, rows_one = read_shards(two, tmp_path / "cache-two"), read_shards(one, tmp_path / "cache-one")
     assert sorted(rows_two) == sorted(rows_one) == sorted(photos)
     for key, row in rows_two.items():
