@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4, help="denoising steps (default 4; the release runs 50)")
     parser.add_argument("--face-size", type=int, help=f"face crop side (default {TINY_FACE_SIZE} tiny, 512 full size)")
     parser.add_argument("--batch-size", type=int, default=4, help="faces per model call (default 4)")
-    parser.add_argument("--group-size", type=int, default=16, help="photos per cross-photo group (default 16)")
+    parser.add_argument("--group-size", type=int, default=4, help="photos per cross-photo group (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="threads per CPU stage (default 2)")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # a launched process: write results here
