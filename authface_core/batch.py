@@ -13,13 +13,14 @@ Used by the command-line tools and by evaluation. The rules, each for a photogra
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -159,14 +160,7 @@ def prepare_output_folder(folder: str | os.PathLike, inputs: Sequence[str | os.P
         OutputFolderError: the message names the folder and the problem.
     """
     folder = Path(folder)
-    target = folder.resolve()
-    for item in map(Path, inputs):
-        for spelling in {Path(os.path.abspath(item)), _identity(item)}:
-            if _is_within(spelling, target):
-                raise OutputFolderError(
-                    f"{folder}: the output folder is, or contains, the input {item}; choose a folder outside the "
-                    "inputs (originals are never written over)"
-                )
+    check_output_outside_inputs(folder, inputs)
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"{folder}: exists and is not a folder; choose a folder for the outputs")
     try:
@@ -187,6 +181,18 @@ def prepare_output_folder(folder: str | os.PathLike, inputs: Sequence[str | os.P
     for stale in remove_stale_temp_files(folder):
         logger.info("removed %s, left by an interrupted write", stale)
     return folder
+
+
+def check_output_outside_inputs(folder: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> None:
+    """Raise :class:`OutputFolderError` when ``folder`` is an input or contains one (links followed)."""
+    target = Path(folder).resolve()
+    for item in map(Path, inputs):
+        for spelling in {Path(os.path.abspath(item)), _identity(item)}:
+            if _is_within(spelling, target):
+                raise OutputFolderError(
+                    f"{folder}: the output folder is, or contains, the input {item}; choose a folder outside the "
+                    "inputs (originals are never written over)"
+                )
 
 
 def print_left_out(scan: InputScan) -> None:
@@ -226,17 +232,29 @@ class BatchReport:
 
 
 def run_batch(
-    paths: Iterable[Path], process: Callable[[Path], T], *, desc: str, show_progress: bool = True
+    paths: Iterable[T],
+    process: Callable[[T], object],
+    *,
+    desc: str,
+    show_progress: bool = True,
+    total: int | None = None,
+    position: int | None = None,
 ) -> BatchReport:
     """Call ``process(path)`` on each path; any exception marks that path failed (naming it) and goes on.
 
     ``process`` may raise :class:`SkipInput` to skip a file without failing (for example, an output that
     already exists when resuming), or :class:`StopBatch` when no later file can succeed either (the output
     disk is full): that file fails and the rest are reported as not attempted. Ctrl+C still stops the batch.
+    ``paths`` may be any iterable (it is read once, in order): a stream of photos never sits in memory whole.
+    ``total`` (the length of a sized ``paths`` when not given) and ``position`` are the progress bar's.
     """
     report = BatchReport()
-    paths = list(paths)
-    for index, path in enumerate(tqdm(paths, desc=desc, unit="file", disable=not show_progress, file=sys.stderr)):
+    total = len(paths) if total is None and isinstance(paths, Sized) else total
+    remaining = iter(paths)
+    bar = tqdm(
+        remaining, desc=desc, total=total, unit="file", disable=not show_progress, file=sys.stderr, position=position
+    )
+    for path in bar:
         try:
             report.results.append((path, process(path)))
         except SkipInput as skip:
@@ -245,10 +263,12 @@ def run_batch(
             report.failures.append((path, _failure_message(path, error)))
             tqdm.write(f"error: {report.failures[-1][1]}", file=sys.stderr)
             if isinstance(error, StopBatch):
-                report.failures += [(rest, f"{rest}: not attempted ({error})") for rest in paths[index + 1 :]]
+                report.failures += [(rest, f"{rest}: not attempted ({error})") for rest in remaining]
                 break
+    bar.close()
     if report.failures:
-        print(f"{len(report.failures)} of {len(paths)} file(s) failed:", file=sys.stderr)
+        count = len(report.results) + len(report.skipped) + len(report.failures)
+        print(f"{len(report.failures)} of {count} file(s) failed:", file=sys.stderr)
         for _, message in report.failures:
             print(f"  {message}", file=sys.stderr)
     return report
@@ -272,3 +292,13 @@ class SkipInput(Exception):
 
 class StopBatch(Exception):
     """Raised by a batch step when the inputs after this one cannot succeed either (no space left, say)."""
+
+
+# Write errors after which no later output can be written either.
+OUTPUT_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def stop_if_output_full(error: OSError) -> None:
+    """Raise :class:`StopBatch` (with the system's words) for a write error that every later write would meet."""
+    if error.errno in OUTPUT_FULL_ERRNOS:
+        raise StopBatch(error.strerror or str(error)) from None

@@ -22,9 +22,10 @@ the input as fidelity grows; 1 runs no step (the input through the VAE). See
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -258,9 +259,15 @@ def restore_image(
     pipe,
     config: RestoreConfig = RestoreConfig(),
     *,
+    noise_key: str | None = None,
     progress_callback: ProgressCallback | None = None,
 ) -> RestoreResult:
     """Restore the selected faces of a photo, or one aligned face when ``config.aligned``.
+
+    ``noise_key`` names the photo within a larger run (its relative file name, or a dataset id): each face then
+    draws its noise from its own generator seeded by :func:`face_seeds`, so an archive restores a photo the same
+    whatever order, batch partners or process it gets. Without it, one generator seeded by ``config.seed`` serves
+    the faces in order, as the release does.
 
     Raises:
         NoFaceDetectedError: whole-photo mode found no face to restore (the message suggests aligned mode).
@@ -268,8 +275,19 @@ def restore_image(
         ValueError: an image that is not (H, W, 3) uint8.
     """
     prepared = prepare_restoration(image, config)
-    restored = restore_faces(pipe, prepared.faces, prepared.config, progress_callback=progress_callback)
+    config = prepared.config  # with the seed drawn
+    seeds = None if noise_key is None else face_seeds(config.seed, noise_key, len(prepared.faces))
+    restored = restore_faces(pipe, prepared.faces, config, seeds=seeds, progress_callback=progress_callback)
     return finish_restoration(prepared, restored, smoke_test_model=pipe.is_smoke_test_model)
+
+
+def face_seeds(seed: int, key: str, count: int) -> list[int]:
+    """The seed of each of a photo's ``count`` faces: the first 63 bits of SHA-256 over the run's seed, the
+    photo's key and the face's index, so that a face's noise depends on nothing else."""
+    return [
+        int.from_bytes(hashlib.sha256(f"{seed}\0{key}\0{index}".encode()).digest()[:8], "big") >> 1
+        for index in range(count)
+    ]
 
 
 def prepare_restoration(image: np.ndarray | LoadedImage, config: RestoreConfig) -> PreparedPhoto:
@@ -391,21 +409,33 @@ def check_aligned_crop(rgb: np.ndarray, source: str) -> None:
 
 
 def restore_faces(
-    pipe, faces: np.ndarray, config: RestoreConfig, *, progress_callback: ProgressCallback | None = None
+    pipe,
+    faces: np.ndarray,
+    config: RestoreConfig,
+    *,
+    seeds: Sequence[int] | None = None,
+    progress_callback: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Restore aligned faces (N, S, S, 3) uint8 -> (N, S, S, 3) uint8, ``max_batch_size`` at a time, one
-    generator seeded once and drawn in order (as the release reuses one generator across batches).
+    """Restore aligned faces (N, S, S, 3) uint8 -> (N, S, S, 3) uint8, ``max_batch_size`` at a time.
+
+    Without ``seeds``, one generator seeded once and drawn in order (as the release reuses one generator across
+    batches); with ``seeds`` (one per face), each face draws its noise from a generator of its own.
 
     Every choice of this run travels with its pipeline calls (the scheduler too), and nothing is set on
     ``pipe``: threads may share one pipeline, each restoring with its own settings.
     """
     from .pipeline.pipeline_authface_sdxl import seeded_generator
 
-    seed = config.seed if config.seed is not None else draw_seed()
-    generator = seeded_generator(seed, pipe.execution_device)
+    device = pipe.execution_device
+    if seeds is None:
+        generator = seeded_generator(config.seed if config.seed is not None else draw_seed(), device)
+    elif len(seeds) != len(faces):
+        raise ValueError(f"seeds must give one seed per face: {len(seeds)} seeds for {len(faces)} faces")
     restored = []
     for start in range(0, len(faces), config.max_batch_size):
         batch = faces[start : start + config.max_batch_size]
+        if seeds is not None:
+            generator = [seeded_generator(seed, device) for seed in seeds[start : start + len(batch)]]
         callback = _step_callback(progress_callback, config, start, len(faces))
         output = pipe(
             batch,

@@ -50,27 +50,18 @@ from authface_core.pipeline.constants import (  # noqa: E402
     RELEASED_NUM_INFERENCE_STEPS,
     RELEASED_SEED,
 )
+from authface_core.pipeline.flops import (  # noqa: E402
+    CONTROLNET_EMBEDDING_CHANNELS,
+    PEAK_TFLOPS,
+    SDXL_UNET_CONFIG,
+    denoiser_flops,
+)
 from authface_core.pipeline.loading import apply_memory_preset, optimize_for_speed  # noqa: E402
 from authface_core.pipeline.pipeline_authface_sdxl import seeded_generator  # noqa: E402
 from authface_core.restore import FAST_PRESET  # noqa: E402
 
-# Public configs: stabilityai/stable-diffusion-xl-base-1.0 unet/, vae/, text_encoder/, text_encoder_2/.
-SDXL_UNET_CONFIG = dict(
-    sample_size=128,
-    in_channels=4,
-    out_channels=4,
-    layers_per_block=2,
-    block_out_channels=(320, 640, 1280),
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    transformer_layers_per_block=(1, 2, 10),
-    attention_head_dim=(5, 10, 20),
-    cross_attention_dim=2048,
-    use_linear_projection=True,
-    addition_embed_type="text_time",
-    addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816,
-)
+# Public configs: stabilityai/stable-diffusion-xl-base-1.0 vae/, text_encoder/, text_encoder_2/ (the UNet's is in
+# authface_core/pipeline/flops.py, which counts the FLOPs).
 SDXL_VAE_CONFIG = dict(
     in_channels=3,
     out_channels=3,
@@ -101,13 +92,7 @@ CLIP_BIGG_CONFIG = dict(
     hidden_act="gelu",
     vocab_size=49408,
 )
-# The released ControlNet's conditioning embedding (AUTHFACE.md: 16-32-96-256).
-CONTROLNET_EMBEDDING_CHANNELS = (16, 32, 96, 256)
-# Dense fp16/bf16 tensor-core peak, TFLOP/s (H100 as quoted in issue 3; override with --peak-tflops).
-PEAK_TFLOPS = {"H100": 790.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
 TINY_FACE_SIZE = 64  # 8x8 latents, as the tiny-model tests use
-# The denoiser's cost does not depend on the timestep; the FLOP count uses this one.
-FLOP_COUNT_TIMESTEP = 500
 
 
 @dataclass
@@ -191,46 +176,6 @@ def set_attention(pipe, kind: str) -> str:
     return kind
 
 
-def denoiser_flops(pipe, batch: int, face_size: int, guidance: bool) -> int:
-    """FLOPs of one denoiser pass (ControlNet + UNet) for ``batch`` faces, both CFG branches if ``guidance``."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    device, dtype = pipe.unet.device, pipe.unet.dtype
-    rows = batch * (2 if guidance else 1)
-    latent = face_size // pipe.vae_scale_factor
-    sample = torch.randn(rows, pipe.unet.config.in_channels, latent, latent, device=device, dtype=dtype)
-    tokens = pipe.tokenizer.model_max_length
-    text = torch.randn(rows, tokens, pipe.unet.config.cross_attention_dim, device=device, dtype=dtype)
-    pooled = torch.randn(rows, pipe.text_encoder_2.config.projection_dim, device=device, dtype=dtype)
-    added = {
-        "text_embeds": pooled,
-        "time_ids": torch.tensor(
-            [[face_size, face_size, 0, 0, face_size, face_size]] * rows, device=device, dtype=dtype
-        ),
-    }
-    control = torch.rand(rows, 3, face_size, face_size, device=device, dtype=dtype)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        down, mid = pipe.controlnet(
-            sample,
-            FLOP_COUNT_TIMESTEP,
-            encoder_hidden_states=text,
-            controlnet_cond=control,
-            added_cond_kwargs=added,
-            return_dict=False,
-        )
-        pipe.unet(
-            sample,
-            FLOP_COUNT_TIMESTEP,
-            encoder_hidden_states=text,
-            down_block_additional_residuals=down,
-            mid_block_additional_residual=mid,
-            added_cond_kwargs=added,
-            return_dict=False,
-        )
-    return counter.get_total_flops()
-
-
 def synchronize(device: torch.device) -> None:
     """Wait for queued CUDA work, so the clock measures it (a no-op on CPU)."""
     if device.type == "cuda":
@@ -312,7 +257,7 @@ def run(args) -> tuple[list[Measurement], int]:
     for plan in plans_for(args, device):
         pipe = build_pipeline(args.tiny, device, plan.dtype)
         attention_used = set_attention(pipe, plan.attention)
-        flops_per_face_pass = denoiser_flops(pipe, 1, face_size, guidance=False)  # before compiling
+        flops_per_face_pass = denoiser_flops(pipe.unet, pipe.controlnet, batch=1, face_size=face_size, guidance=False)
         compiled = plan.fast and args.compile
         if plan.fast:
             optimize_for_speed(pipe, compile_models=compiled)

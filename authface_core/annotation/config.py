@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
+from ..hub import check_repo_id
 from ..settings import Range, check_settings, setting
 
 # How the app learns who is asking (see the module docstring).
@@ -29,7 +30,6 @@ ENV_PREFIX = "ANNOTATE_"
 # Set by the Hub in every Space.
 SPACE_ENV = "SPACE_ID"
 # Hub repo ids: namespace/name, letters, digits, '-', '_', '.' (huggingface_hub's validate_repo_id rule).
-_REPO_ID = re.compile(r"^[\w.\-]{1,96}/[\w.\-]{1,96}$")
 # A licence id as the Hub lists them (apache-2.0, cc-by-nc-4.0, other): one token, no YAML syntax.
 _LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+\-]{0,63}$")
 
@@ -84,12 +84,6 @@ class AnnotationSettings:
         if self.repo_id is not None:
             check_repo_id(self.repo_id)
         check_license_id(self.license)
-
-
-def check_repo_id(repo_id: str) -> None:
-    """Refuse (``ValueError``) anything but a Hub repo id ``namespace/name``."""
-    if not _REPO_ID.match(repo_id):
-        raise ValueError(f"repo_id must be 'namespace/name', got {repo_id!r}")
 
 
 def check_license_id(license_id: str) -> None:

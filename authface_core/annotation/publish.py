@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import PublishError
-from .config import AnnotationSettings, check_license_id, check_repo_id
+from ..hub import DatasetRepo, check_repo_id
+from .config import AnnotationSettings, check_license_id
 from .store import ReviewStore
 
 logger = logging.getLogger(__name__)
@@ -284,31 +284,15 @@ def publish(
 
     ``progress(done, total, shard_path)`` is called after each shard.
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from ..hub import hub_token, scrubbed
-
-    api = HfApi(endpoint=config.endpoint, token=token)
-    secret = hub_token(token)
-
-    def hub_call(step: str, call, *args, **kwargs):
-        try:
-            return call(*args, **kwargs)
-        except (HfHubHTTPError, OSError, ValueError, RuntimeError) as error:
-            # the whole chain, token scrubbed; the chained exceptions themselves are dropped (a server may echo
-            # the token in them)
-            message = scrubbed(error, secret)
-            raise PublishError(f"publishing to {config.repo_id} failed while {step}: {message}") from None
-
+    repo = DatasetRepo(config.repo_id, token=token, endpoint=config.endpoint)
     # 1. The repo.
     repo_id = config.repo_id
-    hub_call("creating the repo", api.create_repo, repo_id, repo_type="dataset", private=config.private, exist_ok=True)
+    repo.create(private=config.private)
     # 2. Plan the newly accepted pairs (recorded before any upload, so a rerun finds the same shards).
     sizes = [(pair_id, _pair_bytes(store, pair_id)) for pair_id in store.accepted_unplanned(repo_id)]
     store.plan_shards(repo_id, group_into_shards(sizes, config.max_shard_bytes), SHARD_PATTERN)
     # 3. Upload what the repo lacks, each pair's files checked against the hashes reviewed.
-    remote = set(hub_call("listing the repo", api.list_repo_files, repo_id, repo_type="dataset"))
+    remote = repo.files()
     pending = [shard for shard in store.shards(repo_id) if not shard.uploaded]
     uploaded: list[str] = []
     already_there: list[str] = []
@@ -327,13 +311,10 @@ def publish(
                     store.unplan(repo_id, shard.index, [pair_id for pair_id, _ in left_out])
                     refused += left_out
                 if len(left_out) < len(shard.pair_ids):
-                    hub_call(
-                        f"uploading {shard.path_in_repo}",
-                        api.create_commit,
-                        repo_id,
-                        repo_type="dataset",
-                        operations=[CommitOperationAdd(path_in_repo=shard.path_in_repo, path_or_fileobj=str(local))],
-                        commit_message=f"Add {shard.path_in_repo} ({len(shard.pair_ids) - len(left_out)} pairs)",
+                    repo.add_file(
+                        shard.path_in_repo,
+                        local,
+                        f"Add {shard.path_in_repo} ({len(shard.pair_ids) - len(left_out)} pairs)",
                     )
                     store.mark_uploaded(repo_id, shard.index)
                     uploaded.append(shard.path_in_repo)
@@ -344,14 +325,7 @@ def publish(
         logger.warning("not published: pair %s: %s", pair_id, why)
     # 4. The card, with the counts after this run.
     card = render_card(store, config).encode()
-    hub_call(
-        "writing the dataset card",
-        api.create_commit,
-        repo_id,
-        repo_type="dataset",
-        operations=[CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card)],
-        commit_message="Update dataset card",
-    )
+    repo.add_file("README.md", card, "Update dataset card")
     return PublishResult(repo_id, uploaded, already_there, store.counters(repo_id).published, refused)
 
 

@@ -10,32 +10,38 @@ settings differ from the ones asked for, the run says which (``--overwrite`` red
 
 Every input is restored or reported. A photo without a face is reported and left out, not an error
 (as in ``faces``); a file that fails is reported and the run goes on. Exit status: see ``authface_core.cli``.
+
+Every run is an archive run (``authface_core.archive``): under ``accelerate launch`` the photos left are split
+between the processes, and each face's noise comes from the seed, the photo's relative name (or dataset id)
+and the face's index, so any number of processes gives the same pixels. The archive flags add datasets,
+Parquet shards, a Hub repo, cross-photo batching and a dry run.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..archive.config import ArchiveConfig
 from ..model_config import ModelConfig, add_model_arguments
 from ..restore import PRESETS, RestoreConfig
 from ..settings import add_settings_arguments
 
-HELP = "Restore faces in photos or aligned crops with AuthFace (folders, resume, JSON sidecars)."
+HELP = "Restore faces in photos or aligned crops with AuthFace (folders, datasets, resume, several processes)."
 SMOKE_TEST_WARNING = "smoke-test model with random weights: this output is not a restoration"
-# Write errors after which no later output can be written either.
-_OUTPUT_FOLDER_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def add_arguments(parser) -> None:
     """The settings' flags (from their dataclasses), then the others."""
     add_model_arguments(parser)
     add_settings_arguments(parser, RestoreConfig)
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    add_settings_arguments(parser, ArchiveConfig)
+    parser.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="image files or folders (searched recursively); or --dataset"
+    )
     parser.add_argument(
         "-o", "--output-dir", required=True, help="folder for the restored images and their .json sidecars"
     )
@@ -116,80 +122,189 @@ def recorded_differences(record: dict, model: str, config: RestoreConfig) -> lis
     return changes
 
 
+@dataclass
+class FolderOutputs:
+    """Each photo's restoration under its relative name and format in ``output_dir``, with its sidecar (module
+    doc); an output kept from an earlier run is left alone (``overwrite`` redoes it)."""
+
+    output_dir: Path
+    model: str
+    config: RestoreConfig
+    overwrite: bool = False
+
+    def target(self, item) -> Path:
+        if item.name is None:
+            raise ValueError(f"{item.source}: its id cannot name an output file; use --output-format parquet")
+        return output_path(item.name, self.output_dir)
+
+    def check(self, item) -> None:
+        self.target(item)
+
+    def kept(self, item) -> bool:
+        """Whether an earlier run's output and sidecar are there; says so when made with other settings."""
+        if self.overwrite or item.name is None:
+            return False
+        output = self.target(item)
+        if not (output.is_file() and sidecar_path(output).is_file()):
+            return False
+        changes = _earlier_changes(sidecar_path(output), self.model, self.config)
+        if changes:
+            print(f"note: {output} kept, made with other settings ({'; '.join(changes)}); --overwrite redoes it",
+                  file=sys.stderr)  # fmt: skip
+        return changes is not None
+
+    def encode(self, item, result, seconds: float) -> tuple[bytes, bytes]:
+        """The image file's bytes, in the output's format, and the sidecar's."""
+        from ..io import OUTPUT_FORMATS, encode_image
+
+        output = self.target(item)
+        image = encode_image(result.image, result.alpha, format=OUTPUT_FORMATS[output.suffix.lower()])
+        record = sidecar_record(Path(item.source), output, self.model, result, seconds)
+        return image, json.dumps(record, indent=2).encode()
+
+    def commit(self, item, payload: tuple[bytes, bytes]) -> None:
+        """Write the image, then its sidecar (each atomically): a sidecar means its image is whole."""
+        from .. import io
+        from ..batch import stop_if_output_full
+
+        output = self.target(item)
+        try:
+            io.atomic_write_bytes(output, payload[0])
+            io.atomic_write_bytes(sidecar_path(output), payload[1])
+        except OSError as error:
+            stop_if_output_full(error)
+            raise
+
+    def commit_no_face(self, item, message: str) -> None:
+        """Nothing is written for a photo without a face (a rerun looks again)."""
+
+    def close(self) -> None:
+        pass
+
+    def finish_run(self) -> None:
+        pass
+
+
 def run(args) -> int:
     """Restore every input; the exit status is that of ``authface_core.cli``."""
-    from ..batch import (
-        SkipInput,
-        StopBatch,
-        check_distinct_outputs,
-        prepare_output_folder,
-        print_left_out,
-        run_batch,
-        scan_inputs,
-    )
-    from ..errors import AuthFaceError, NoFaceDetectedError
-    from ..io import atomic_write_bytes, load_image, save_image
-    from ..restore import restore_image
+    import dataclasses
+
+    from ..archive.engine import Batching
+    from ..archive.processes import Processes
+    from ..archive.run import run_archive
+    from ..batch import check_output_outside_inputs, prepare_output_folder, print_left_out
+    from ..errors import AuthFaceError
+    from ..restore import draw_seed
     from ..settings import settings_from_namespace
     from . import EXIT_CANNOT_START, EXIT_OK, EXIT_SOME_FAILED
 
     try:
-        model_config, config = settings_from_namespace(args, ModelConfig, RestoreConfig)
-        output_dir = prepare_output_folder(args.output_dir, args.inputs)
-        scan = scan_inputs(args.inputs, exclude=output_dir)
-        targets = {entry.path: output_path(entry.name, output_dir) for entry in scan.files}
-        check_distinct_outputs(targets.items())
+        model_config, config, archive = settings_from_namespace(args, ModelConfig, RestoreConfig, ArchiveConfig)
+        if bool(args.inputs) == bool(archive.dataset):
+            raise ValueError("give INPUT files or folders, or --dataset, but not both")
+        if archive.dry_run and archive.streaming:
+            raise ValueError("--dry-run counts the photos left: it needs the whole list, not --streaming")
+        processes = Processes.start(model_config.device)
+        model_config = dataclasses.replace(model_config, device=processes.device_for(model_config.device))
+        model = model_config.resolved_model
+        if archive.dry_run:  # nothing is written: the folder is only checked
+            check_output_outside_inputs(args.output_dir, args.inputs)
+            output_dir = Path(args.output_dir)
+        else:
+            output_dir = processes.main_first(prepare_output_folder, args.output_dir, args.inputs)
+        items, stream, scan = _archive_items(args, archive, output_dir, processes)
+        outputs = _archive_outputs(archive, output_dir, model, config, args.overwrite)
     except (AuthFaceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CANNOT_START
-    print_left_out(scan)
-    if not targets:
+    if scan is not None and processes.is_main:
+        print_left_out(scan)
+    if items is not None and not items:
         return EXIT_SOME_FAILED
-    model = model_config.resolved_model
+    if archive.dry_run:
+        return _dry_run(items, outputs, model_config, config, archive, processes)
     try:
         pipe = model_config.load()
     except (AuthFaceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CANNOT_START
-    if pipe.is_smoke_test_model:
+    if pipe.is_smoke_test_model and processes.is_main:
         print(f"warning: {model}: {SMOKE_TEST_WARNING}", file=sys.stderr)
-
-    def process(path: Path) -> str:
-        output, sidecar = targets[path], sidecar_path(targets[path])
-        if not args.overwrite and output.is_file() and sidecar.is_file():
-            changes = _earlier_changes(sidecar, model, config)
-            if changes is not None:
-                if changes:
-                    print(
-                        f"note: {output} kept, made with other settings ({'; '.join(changes)}); --overwrite redoes it",
-                        file=sys.stderr,
-                    )
-                raise SkipInput(f"{output} exists")
-        start = time.perf_counter()
-        try:
-            result = restore_image(load_image(path), pipe, config)
-        except NoFaceDetectedError as error:
-            print(f"note: {error} Use --aligned for such crops. Left out (not an error).", file=sys.stderr)
-            return "no face"
-        try:
-            save_image(output, result.image, result.alpha)
-            record = sidecar_record(path, output, model, result, time.perf_counter() - start)
-            atomic_write_bytes(sidecar, json.dumps(record, indent=2).encode())
-        except OSError as error:
-            if error.errno in _OUTPUT_FOLDER_FULL:
-                raise StopBatch(error.strerror or str(error)) from None
-            raise
-        return "restored"
-
-    report = run_batch(list(targets), process, desc="restore")
-    outcomes = [outcome for _, outcome in report.results]
-    failed = len(report.failures) + len(scan.problems)
+    if config.seed is None:  # one seed for the run, the main process's, recorded in every sidecar
+        config = dataclasses.replace(config, seed=processes.broadcast(draw_seed()))
+    batching = Batching(archive.group_size if archive.cross_photo_batch else 1, archive.workers, archive.queue_size)
+    report = run_archive(items, stream, outputs, pipe, config, batching, processes, note=_note)
+    if not processes.is_main:
+        return EXIT_OK
+    failed = len(report.failures) + (len(scan.problems) if scan is not None else 0)
+    ignored = len(scan.ignored) if scan is not None else 0
+    if report.failures and processes.count > 1:
+        print(f"{len(report.failures)} file(s) failed in all:", *report.failures, sep="\n  ", file=sys.stderr)
     print(
-        f"{outcomes.count('restored')} restored, {len(report.skipped)} already done, "
-        f"{outcomes.count('no face')} without a face, {failed} failed, {len(scan.ignored)} ignored -> {output_dir}",
+        f"{report.restored} restored, {report.kept} already done, {report.no_face} without a face, "
+        f"{failed} failed, {ignored} ignored -> {output_dir}",
         file=sys.stderr,
     )
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _archive_items(args, archive: ArchiveConfig, output_dir: Path, processes):
+    """(items or None, stream or None, the folder scan or None) of the run's inputs."""
+    from ..archive.sources import DatasetSource, folder_items
+    from ..batch import check_distinct_outputs, scan_inputs
+
+    if archive.dataset is None:
+        scan = scan_inputs(args.inputs, exclude=output_dir)
+        check_distinct_outputs((entry.path, output_path(entry.name, output_dir)) for entry in scan.files)
+        return folder_items(scan.files), None, scan
+    source = processes.main_first(
+        lambda: DatasetSource.open(
+            archive.dataset,
+            split=archive.split,
+            image_column=archive.image_column,
+            id_column=archive.id_column,
+            streaming=archive.streaming,
+        )
+    )
+    return (None, source.stream, None) if archive.streaming else (source.items(), None, None)
+
+
+def _archive_outputs(archive: ArchiveConfig, output_dir: Path, model: str, config: RestoreConfig, overwrite: bool):
+    """The run's outputs: a folder of images and sidecars, or Parquet shards (appended to a Hub repo)."""
+    if archive.output_format == "folder":
+        return FolderOutputs(output_dir, model, config, overwrite)
+    from ..archive.shards import ParquetShards
+    from ..hub import DatasetRepo
+
+    repo = None
+    if archive.push_to_hub is not None:
+        repo = DatasetRepo(archive.push_to_hub)
+        repo.create(private=archive.hub_private)
+
+    def record(item, result, seconds: float) -> dict:
+        return sidecar_record(Path(item.source), Path(item.key), model, result, seconds)
+
+    return ParquetShards(output_dir, archive.shard_rows, record, repo)
+
+
+def _dry_run(
+    items, outputs, model_config: ModelConfig, config: RestoreConfig, archive: ArchiveConfig, processes
+) -> int:
+    """Print the plan (``archive.plan``) on the main process; nothing is restored or written."""
+    from ..archive.plan import ArchivePlan, checkpoint_denoiser_configs, count_faces, flops_per_face
+
+    counts = count_faces(items, outputs, config, processes, archive.dry_run_sample)
+    if processes.is_main:
+        unet, controlnet, counted_on = checkpoint_denoiser_configs(model_config.resolved_model, model_config.revision)
+        plan = ArchivePlan(len(items), *counts, flops_per_face(unet, controlnet, config), counted_on, processes.count)
+        print(plan.describe())
+    return 0
+
+
+def _note(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 def _earlier_changes(sidecar: Path, model: str, config: RestoreConfig) -> list[str] | None:

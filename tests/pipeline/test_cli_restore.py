@@ -138,16 +138,16 @@ def test_a_65000x10_strip_in_a_batch_of_three_is_reported_and_the_others_restore
 
 
 def test_any_exception_of_one_file_is_that_files_failure(tiny_checkpoint, photos, tmp_path, monkeypatch, capsys):
-    import authface_core.restore as restore_module
+    import authface_core.archive.engine as engine
 
-    real = restore_module.restore_image
+    real = engine.prepare_restoration
 
-    def fails_on_a(image, pipe, config, **kwargs):
+    def fails_on_a(image, config):
         if image.source.endswith("a.png"):
             raise RuntimeError("something nobody foresaw")
-        return real(image, pipe, config, **kwargs)
+        return real(image, config)
 
-    monkeypatch.setattr(restore_module, "restore_image", fails_on_a)
+    monkeypatch.setattr(engine, "prepare_restoration", fails_on_a)
     out = tmp_path / "out"
     assert restore(tiny_checkpoint, photos, out=out, extra=["--aligned"]) == 1
     stderr = capsys.readouterr().err
@@ -189,7 +189,7 @@ def test_a_full_disk_stops_the_batch_and_reports_every_input(tiny_checkpoint, ph
     def disk_full(path, *args, **kwargs):
         raise OSError(errno.ENOSPC, f"cannot write {path}: {os.strerror(errno.ENOSPC)}")
 
-    monkeypatch.setattr(io_module, "save_image", disk_full)
+    monkeypatch.setattr(io_module, "atomic_write_bytes", disk_full)
     assert restore(tiny_checkpoint, photos, out=tmp_path / "out", extra=["--aligned"]) == 1
     stderr = capsys.readouterr().err
     assert "a.png: cannot write" in stderr and "No space left on device" in stderr
