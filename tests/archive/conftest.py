@@ -42,12 +42,14 @@ def tiny_pipe(tiny_checkpoint):
 
 
 def astronaut_variants(astronaut: np.ndarray, count: int) -> list[np.ndarray]:
-    """``count`` different photos of the astronaut, each with her face: shifted, mirrored, re-cropped."""
+    """``count`` different photos of the astronaut, each with her face: shifted, mirrored, re-cropped square
+    (so they serve as aligned crops too)."""
     photos = []
     for index in range(count):
         photo = np.roll(astronaut, 11 * index, axis=1)
         photo = photo[:, ::-1] if index % 2 else photo
-        photos.append(np.ascontiguousarray(photo[: 512 - 8 * (index % 3)]))
+        side = 512 - 8 * (index % 3)
+        photos.append(np.ascontiguousarray(photo[:side, :side]))
     return photos
 
 
