@@ -36,7 +36,7 @@ from .errors import InvalidImageError, NoFaceDetectedError
 from .faces.align import align_face
 from .faces.blend import MAX_UPSCALE, paste_faces, upscale_image
 from .faces.detect import FaceBox, detect_faces
-from .faces.select import SELECTION_MODES, FaceSelection, select_faces
+from .faces.select import SELECTION_MODES, FaceSelection, left_to_right, select_faces
 from .io import LoadedImage, resize_image
 from .pipeline.constants import (
     COLOR_FIX_METHODS,
@@ -489,8 +489,7 @@ def select_restorable_faces(rgb: np.ndarray, source: str, config: RestoreConfig)
         reasons = "; ".join(reason for _, reason in selection.skipped)
         found = f"{len(selection.skipped)} face(s) found but skipped ({reasons}). " if selection.skipped else ""
         raise NoFaceDetectedError(source, f"{found}{NO_FACE_HINT}")
-    by_position = sorted(selection.selected, key=lambda face: (face.box.center[0], face.box.center[1]))
-    return dataclasses.replace(selection, selected=by_position)
+    return dataclasses.replace(selection, selected=left_to_right(selection.selected))
 
 
 def _authenticity(
