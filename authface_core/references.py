@@ -13,9 +13,11 @@ at any degradation.
   person's references (:func:`match_faces`), so two faces never claim one person; a face over
   :data:`REFERENCE_DISTANCE` from every person it could take is matched to nobody.
 - The verdict per face (:class:`ReferenceCheck`): "same person" (matched), "different person" (matched to
-  nobody), or "cannot verify": no face in the face checked, no face in any reference of the person it
-  would be, or references of that person that disagree among themselves (two of them further apart than
-  the threshold: a wrong photo among them, or one too poor to describe the person).
+  nobody), or "cannot verify": no face in the face checked, or one too degraded to describe anyone (NIQE
+  over the authenticity report's gate, ``authenticity.INPUT_NIQE_LIMIT``: an unrestored x16 face is far from
+  every reference photo, its own person's too), no face in any reference of the person it would be, or
+  references of that person that disagree among themselves (two of them further apart than the threshold:
+  a wrong photo among them, or one too poor to describe the person).
 
 Embeddings come from an :class:`authface_core.faces.identity.IdentityModel` (dlib's 128-D descriptor by
 default); the threshold belongs to that model and was calibrated for dlib's.
@@ -36,13 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .authenticity import INPUT_NIQE_LIMIT
+from .faces.align import align_face
+from .faces.compare import EVAL_FACE_SIZE
 from .faces.detect import FaceBox, detect_faces
 from .faces.identity import DLIB_IDENTITY, IdentityModel
 from .faces.select import left_to_right
 from .io import LoadedImage, load_image
 
 # The cut between the mean distance to a person's own references and to someone else's (module doc).
-REFERENCE_DISTANCE = 0.6
+REFERENCE_DISTANCE = 0.64
 MAX_REFERENCES = 8  # per person: a few photos describe a person; more only slow every check down
 DEFAULT_PERSON = "reference"
 SAME_PERSON, DIFFERENT_PERSON, CANNOT_VERIFY = "same person", "different person", "cannot verify"
@@ -235,19 +240,31 @@ def check_faces(
     embeddings: Sequence[np.ndarray | None],
     references: Sequence[Reference],
     *,
+    niqes: Sequence[float | None] | None = None,
     model: IdentityModel = DLIB_IDENTITY,
     threshold: float = REFERENCE_DISTANCE,
 ) -> list[ReferenceCheck]:
-    """The verdict on each face (its embedding, None where no face was found) against the references."""
+    """The verdict on each face (its embedding, None where no face was found) against the references.
+
+    ``niqes`` (one per face, None: unmeasured) gate the faces: one over ``INPUT_NIQE_LIMIT`` is too degraded to
+    be judged, and claims no person.
+    """
     persons = people_of(references)
-    means = [mean_distances(embedding, references, model) for embedding in embeddings]
+    niqes = [None] * len(embeddings) if niqes is None else niqes
+    too_degraded = [quality is not None and quality > INPUT_NIQE_LIMIT for quality in niqes]
+    means = [
+        {} if degraded else mean_distances(embedding, references, model)
+        for embedding, degraded in zip(embeddings, too_degraded, strict=True)
+    ]
     costs = np.array([[m.get(person, np.nan) for person in persons] for m in means]).reshape(len(means), len(persons))
     matched = match_faces(costs, threshold)
     disagreements = {
         person: reference_disagreement([ref for ref in references if ref.person == person], model) for person in persons
     }
     return [
-        _verdict(
+        _too_degraded(embedding, niqes[index], references, model, threshold)
+        if too_degraded[index]
+        else _verdict(
             embedding,
             means[index],
             persons[matched[index]] if index in matched else None,
@@ -260,6 +277,36 @@ def check_faces(
     ]
 
 
+def _reference_distances(
+    embedding: np.ndarray | None, references: Sequence[Reference], model: IdentityModel
+) -> tuple[tuple[str, str, float | None], ...]:
+    """(person, photo, distance) to each reference; distance None where a face is missing."""
+    return tuple(
+        (
+            ref.person,
+            ref.source,
+            model.distance(embedding, ref.embedding) if embedding is not None and ref.found else None,
+        )
+        for ref in references
+    )
+
+
+def _too_degraded(
+    embedding: np.ndarray | None, niqe: float, references: Sequence[Reference], model: IdentityModel, threshold: float
+) -> ReferenceCheck:
+    """ "cannot verify" for a face over the quality gate, its distances for information only."""
+    return ReferenceCheck(
+        None,
+        CANNOT_VERIFY,
+        None,
+        None,
+        _reference_distances(embedding, references, model),
+        threshold,
+        f"cannot verify: the face checked is too degraded to judge identity (NIQE {niqe:.1f} > "
+        f"{INPUT_NIQE_LIMIT:g}); restore it first",
+    )
+
+
 def _verdict(
     embedding: np.ndarray | None,
     means: dict[str, float],
@@ -270,14 +317,7 @@ def _verdict(
     threshold: float,
 ) -> ReferenceCheck:
     """One face's :class:`ReferenceCheck` from its matching (``person``) and its mean distances."""
-    distances = tuple(
-        (
-            ref.person,
-            ref.source,
-            model.distance(embedding, ref.embedding) if embedding is not None and ref.found else None,
-        )
-        for ref in references
-    )
+    distances = _reference_distances(embedding, references, model)
     closest = min(means, key=means.get) if means else None
     shown = person or closest
 
@@ -314,8 +354,17 @@ def verify_photo(
     model: IdentityModel = DLIB_IDENTITY,
     threshold: float = REFERENCE_DISTANCE,
 ) -> list[tuple[FaceBox, ReferenceCheck]]:
-    """Every face of a photo (restored by any tool), numbered left to right, with its verdict."""
+    """Every face of a photo (restored by any tool), numbered left to right, with its verdict (a face is gated
+    by the NIQE of its aligned crop at 512 px)."""
+    from .niqe import niqe_or_none
+
     rgb = image.rgb if isinstance(image, LoadedImage) else image
     faces = left_to_right(detect_faces(rgb))
-    checks = check_faces([model.embed(rgb, face) for face in faces], references, model=model, threshold=threshold)
+    checks = check_faces(
+        [model.embed(rgb, face) for face in faces],
+        references,
+        niqes=[niqe_or_none(align_face(rgb, face, EVAL_FACE_SIZE).image) for face in faces],
+        model=model,
+        threshold=threshold,
+    )
     return [(face.box, check) for face, check in zip(faces, checks, strict=True)]

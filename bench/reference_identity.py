@@ -92,6 +92,7 @@ def measure(folder: Path) -> dict:
                 "photo": item["photo"],
                 "reference": _listed(reference.embedding),
                 "clean": _listed(item["measurement"].descriptor),
+                "clean_niqe": niqe_or_none(item["face"]),
                 "levels": levels,
             }
         )
@@ -124,15 +125,17 @@ def _array(values: list[float] | None) -> np.ndarray | None:
 
 
 def judge_reference_trials(probes: list[dict], trials: list[dict], face_of, threshold: float) -> list[dict]:
-    """Each trial's verdict and mean distance, the face checked being ``face_of(probe)`` (an embedding or None)."""
+    """Each trial's verdict and mean distance, the face checked being ``face_of(probe)``: (its embedding or None,
+    its NIQE)."""
     judged = []
     for trial in trials:
         references = [
             Reference(probes[j]["person"], probes[j]["photo"], None, _array(probes[j]["reference"]))
             for j in trial["refs"]
         ]
-        embedding = _array(face_of(probes[trial["probe"]]))
-        (check,) = check_faces([embedding], references, threshold=threshold)
+        embedding, niqe = face_of(probes[trial["probe"]])
+        embedding = _array(embedding)
+        (check,) = check_faces([embedding], references, niqes=[niqe], threshold=threshold)
         means = mean_distances(embedding, references)
         distance = next(iter(means.values()), None)
         judged.append({"genuine": trial["genuine"], "verdict": check.verdict, "distance": distance})
@@ -186,7 +189,9 @@ def analyse(measured: dict) -> dict:
     reference_right, input_right = (SAME_PERSON, DIFFERENT_PERSON), (INPUT_SAME, DRIFTED)
     trials = {count: reference_trials(probes, count, np.random.default_rng(SEED)) for count in REFERENCE_COUNTS}
     restored = {
-        count: judge_reference_trials(probes, trials[count], lambda p: p["clean"], REFERENCE_DISTANCE)
+        count: judge_reference_trials(
+            probes, trials[count], lambda p: (p["clean"], p["clean_niqe"]), REFERENCE_DISTANCE
+        )
         for count in REFERENCE_COUNTS
     }
     genuine = [t["distance"] for count in REFERENCE_COUNTS for t in restored[count] if t["genuine"]]
@@ -205,7 +210,10 @@ def analyse(measured: dict) -> dict:
         name = _level_name(level)
         for count in REFERENCE_COUNTS:
             judged = judge_reference_trials(
-                probes, trials[count], lambda p, i=level_index: p["levels"][i]["embedding"], REFERENCE_DISTANCE
+                probes,
+                trials[count],
+                lambda p, i=level_index: (p["levels"][i]["embedding"], p["levels"][i]["niqe"]),
+                REFERENCE_DISTANCE,
             )
             rows.append(
                 {

@@ -124,3 +124,14 @@ def test_no_face_in_the_references_or_the_face_cannot_verify(identity, astronaut
     assert check.verdict == CANNOT_VERIFY and check.distance is None
     picked = embed_reference(astronaut, face_index=3)
     assert not picked.found and "face #3 asked for, 1 found" in picked.problem
+
+
+def test_a_face_too_degraded_to_judge_cannot_verify_and_claims_nobody(identity):
+    from authface_core.authenticity import INPUT_NIQE_LIMIT
+
+    obama = embed_reference(load_image(identity / "obama" / "obama1.jpg"), person="obama")
+    face = embed_reference(load_image(identity / "obama" / "obama.jpg")).embedding
+    sharp, blurred = check_faces([face, face], [obama], niqes=[INPUT_NIQE_LIMIT - 1, INPUT_NIQE_LIMIT + 1])
+    assert (sharp.person, sharp.verdict) == ("obama", SAME_PERSON)
+    assert (blurred.person, blurred.verdict) == (None, CANNOT_VERIFY) and "too degraded" in blurred.message
+    assert blurred.distances[0][2] == pytest.approx(sharp.distance)  # shown for information
