@@ -18,33 +18,51 @@ HELP = "Check that the faces of restored photos are the people of reference phot
 
 def add_arguments(parser) -> None:
     parser.add_argument("images", nargs="+", help="photos to check, files or folders (searched recursively)")
+    add_reference_argument(parser, required=True)
+    parser.add_argument("--json", action="store_true", help="print one JSON object per photo")
+
+
+def add_reference_argument(parser, *, required: bool) -> None:
+    """``--reference [NAME=]PATH[#FACE]``, repeatable (``verify`` and ``restore``)."""
     parser.add_argument(
         "--reference",
         action="append",
-        required=True,
+        required=required,
+        default=[],
         metavar="[NAME=]PATH[#FACE]",
         help="a photo of a person (repeat: up to 8 per person); NAME groups several people's references, "
         "#FACE picks a face left to right (default: the largest)",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object per photo")
+
+
+def load_reference_arguments(texts: list[str]):
+    """The references of ``--reference``, each one without a face reported on stderr.
+
+    Raises:
+        InvalidImageError, ValueError: a reference that cannot be read, or too many for one person.
+    """
+    from ..references import load_references, parse_reference
+
+    references = load_references([parse_reference(text) for text in texts])
+    for ref in references:
+        if not ref.found:
+            print(f"warning: reference {ref.source} ({ref.person}): {ref.problem}", file=sys.stderr)
+    return references
 
 
 def run(args) -> int:
     from ..batch import print_left_out, run_batch, scan_inputs
     from ..errors import AuthFaceError
     from ..io import load_image
-    from ..references import load_references, parse_reference, verify_photo
+    from ..references import verify_photo
     from . import EXIT_CANNOT_START, EXIT_OK, EXIT_SOME_FAILED
 
     try:
-        references = load_references([parse_reference(text) for text in args.reference])
+        references = load_reference_arguments(args.reference)
         scan = scan_inputs(args.images)
     except (AuthFaceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CANNOT_START
-    for ref in references:
-        if not ref.found:
-            print(f"warning: reference {ref.source} ({ref.person}): {ref.problem}", file=sys.stderr)
     print_left_out(scan)
 
     def process(path: Path) -> dict:
