@@ -294,26 +294,24 @@ def restore_image(
     """
     prepared = prepare_restoration(image, config)
     config = prepared.config  # with the seed drawn
-    count, per_face = len(prepared.faces), config.candidates
-    if per_face == 1:
-        seeds = None if noise_key is None else face_seeds(config.seed, noise_key, count)
-        restored = restore_faces(pipe, prepared.faces, config, seeds=seeds, progress_callback=progress_callback)
-        return finish_restoration(prepared, restored, smoke_test_model=pipe.is_smoke_test_model, references=references)
-    seeds = [candidate_seeds(seed, per_face) for seed in face_seeds(config.seed, noise_key or "", count)]
-    restored = restore_faces(
-        pipe,
-        np.repeat(prepared.faces, per_face, axis=0),
-        config,
-        seeds=[seed for face in seeds for seed in face],
-        progress_callback=progress_callback,
-    )
+    faces, seeds = model_inputs(prepared, noise_key)
+    restored = restore_faces(pipe, faces, config, seeds=seeds, progress_callback=progress_callback)
     return finish_restoration(
-        prepared,
-        restored.reshape(count, per_face, *restored.shape[1:]),
-        smoke_test_model=pipe.is_smoke_test_model,
-        references=references,
-        seeds=seeds,
+        prepared, restored, smoke_test_model=pipe.is_smoke_test_model, references=references, seeds=seeds
     )
+
+
+def model_inputs(prepared: PreparedPhoto, noise_key: str | None = None) -> tuple[np.ndarray, list[int] | None]:
+    """What the model restores for a prepared photo: its faces, each repeated ``candidates`` times in a row, and a
+    seed per row (:func:`face_seeds` with ``noise_key``, then :func:`candidate_seeds`); the seeds are None (one
+    generator in order, as released) for one candidate without a noise key."""
+    config = prepared.config
+    per_face = config.candidates
+    if per_face == 1 and noise_key is None:
+        return prepared.faces, None
+    face_level = face_seeds(config.seed, noise_key or "", len(prepared.faces))
+    seeds = [seed for face in face_level for seed in candidate_seeds(face, per_face)]
+    return np.repeat(prepared.faces, per_face, axis=0), seeds
 
 
 def face_seeds(seed: int, key: str, count: int) -> list[int]:
@@ -372,28 +370,32 @@ def finish_restoration(
     *,
     smoke_test_model: bool,
     references: Sequence[Reference] = (),
-    seeds: Sequence[Sequence[int]] | None = None,
+    seeds: Sequence[int] | None = None,
     chosen: Sequence[int] | None = None,
 ) -> RestoreResult:
     """The work after the model, on the CPU: ``restored`` (N, S, S, 3) uint8 (the faces of ``prepared``, in
     order) reduced to luma for a grayscale photo, checked against their inputs (and ``references``) and put back
     into the photo (or, on the aligned path, resized to the output size).
 
-    ``restored`` may hold K candidates per face, (N, K, S, S, 3) (``seeds``: theirs, per face): each face keeps
-    the best (``authface_core.candidates``), or the one ``chosen`` names (one index per face, what a visitor
-    picked).
+    With ``candidates`` K > 1, ``restored`` is (N * K, S, S, 3), each face's candidates in a row (as
+    :func:`model_inputs` asks for them; ``seeds``: theirs): each face keeps the best
+    (``authface_core.candidates``), or the one ``chosen`` names (one index per face: what a visitor picked).
     """
     from .pipeline.color_fix import to_luminance
 
-    if restored.shape[:1] + restored.shape[-3:] != prepared.faces.shape or restored.ndim not in (4, 5):
-        raise ValueError(f"expected restored faces of shape {prepared.faces.shape}, got {restored.shape}")
+    count, size, per_face = len(prepared.faces), prepared.faces.shape[1:], prepared.config.candidates
+    if restored.shape != (count * per_face, *size):
+        raise ValueError(f"expected restored faces of shape {(count * per_face, *size)}, got {restored.shape}")
     config = prepared.config
     if prepared.grayscale:
         restored = to_luminance(restored)
-    scores = _candidate_scores(prepared.faces, restored, references, seeds, chosen)
-    candidates = restored if restored.ndim == 5 else [None] * len(restored)
-    if restored.ndim == 5:
-        restored = np.stack([faces[_chosen_index(face)] for faces, face in zip(restored, scores, strict=True)])
+    candidates = [None] * count
+    if per_face > 1:
+        candidates = restored.reshape(count, per_face, *size)
+        seeds = None if seeds is None else np.reshape(seeds, (count, per_face)).tolist()
+    scores = _candidate_scores(prepared.faces, candidates, references, seeds, chosen)
+    if per_face > 1:
+        restored = np.stack([faces[_chosen_index(face)] for faces, face in zip(candidates, scores, strict=True)])
     checks = _reference_checks(restored, references)
     faces = [
         FaceResult(
@@ -432,13 +434,14 @@ def finish_restoration(
 
 def _candidate_scores(
     inputs: np.ndarray,
-    restored: np.ndarray,
+    restored: np.ndarray | list[None],
     references: Sequence[Reference],
     seeds: Sequence[Sequence[int]] | None,
     chosen: Sequence[int] | None,
 ) -> list[list[CandidateScore]]:
-    """Each face's candidate scores (empty without candidates), the kept one marked (``chosen`` overrides)."""
-    if restored.ndim == 4:
+    """Each face's candidate scores, (N, K, S, S, 3) candidates, the kept one marked (``chosen`` overrides); no
+    scores without candidates (``restored`` None per face)."""
+    if not isinstance(restored, np.ndarray):
         return [[] for _ in inputs]
     if chosen is not None and len(chosen) != len(inputs):
         raise ValueError(f"chosen must name one candidate per face: {len(chosen)} for {len(inputs)} faces")

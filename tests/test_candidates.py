@@ -81,7 +81,7 @@ def test_a_visitors_pick_is_pasted_back(people):
 
     config = RestoreConfig(face_size=FACE_SIZE, candidates=3, seed=7)
     prepared = prepare_restoration(people["photo"], config)
-    candidates = np.stack(people["candidates"])[None]
+    candidates = np.stack(people["candidates"])
     result = finish_restoration(prepared, candidates, smoke_test_model=False, chosen=[2])
     assert [s.chosen for s in result.faces[0].candidates] == [False, False, True]
     assert np.array_equal(result.faces[0].restored_face, people["candidates"][2])

@@ -5,8 +5,8 @@ Three stages overlap:
 1. **prepare**, in worker threads: check the item can be written, load it, detect, select and align its faces
    (:func:`restore.prepare_restoration`); at most ``queue_size`` photos ahead of the model (a bounded queue).
 2. **restore**, in this thread (the model's): faces in batches of ``max_batch_size``, each face with noise of its
-   own (:func:`restore.face_seeds`; with best of N, each of its ``candidates`` takes a slot of a batch, with
-   :func:`restore.candidate_seeds`). A batch holds faces of one photo, in the same batches as ``restore_image``;
+   own (:func:`restore.face_seeds`; with best of N, each of its ``candidates`` takes a row of a batch:
+   :func:`restore.model_inputs`). A batch holds faces of one photo, in the same batches as ``restore_image``;
    with cross-photo batching (``group_size`` > 1) it is filled with faces of the next photos of the same group,
    so batches are full, and never spans two groups: the groups, not the processes, decide the batches.
 3. **finish**, in worker threads: paste the faces back, check identity (:func:`restore.finish_restoration`) and
@@ -32,9 +32,8 @@ from ..restore import (
     PreparedPhoto,
     RestoreConfig,
     RestoreResult,
-    candidate_seeds,
-    face_seeds,
     finish_restoration,
+    model_inputs,
     prepare_restoration,
     restore_faces,
 )
@@ -76,9 +75,10 @@ class _Photo:
     item: ArchiveItem
     started: float = 0.0
     prepared: PreparedPhoto | None = None
-    seeds: list[list[int]] = field(default_factory=list)  # per face, one per candidate
-    restored: list[np.ndarray | None] = field(default_factory=list)  # per slot: face * candidates + candidate
-    waiting: int = 0  # slots not back from the model yet
+    faces: np.ndarray | None = None  # what the model restores, each face once per candidate (restore.model_inputs)
+    seeds: list[int] = field(default_factory=list)  # one per row of ``faces``
+    restored: list[np.ndarray | None] = field(default_factory=list)  # per row of ``faces``
+    waiting: int = 0  # rows not back from the model yet
     error: BaseException | None = None
     finished: Future | None = None
     outcome: Outcome | None = None
@@ -116,7 +116,6 @@ def restore_in_order(
     if config.seed is None:
         raise ValueError("restore_in_order needs a seed: draw one for the whole run (restore.draw_seed)")
     smoke_test_model = pipe.is_smoke_test_model
-    per_face = config.candidates
 
     def prepare(item: ArchiveItem) -> tuple[PreparedPhoto, float]:
         started = time.perf_counter()
@@ -124,15 +123,12 @@ def restore_in_order(
         return prepare_restoration(item.load(), config), started
 
     def finish(photo: _Photo) -> Outcome:
-        restored = np.stack(photo.restored)
-        if per_face > 1:
-            restored = restored.reshape(len(photo.prepared.faces), per_face, *restored.shape[1:])
         result = finish_restoration(
             photo.prepared,
-            restored,
+            np.stack(photo.restored),
             smoke_test_model=smoke_test_model,
             references=references,
-            seeds=photo.seeds if per_face > 1 else None,
+            seeds=photo.seeds,
         )
         seconds = time.perf_counter() - photo.started
         return Outcome(photo.item, result, encode(photo.item, result, seconds), seconds=seconds)
@@ -155,16 +151,16 @@ def restore_in_order(
             photo.finished = finishing.submit(finish, photo)
 
     def run_model() -> None:
-        faces = np.stack([photo.prepared.faces[slot // per_face] for photo, slot in batch])
-        seeds = [photo.seeds[slot // per_face][slot % per_face] for photo, slot in batch]
+        faces = np.stack([photo.faces[row] for photo, row in batch])
+        seeds = [photo.seeds[row] for photo, row in batch]
         try:
             restored = restore_faces(pipe, faces, config, seeds=seeds)
         except Exception as error:  # noqa: BLE001 - the batch's failure is that of its photos
             restored = [None] * len(batch)
             for photo, _ in batch:
                 photo.error = photo.error or error
-        for (photo, slot), face in zip(batch, restored, strict=True):
-            photo.restored[slot] = face
+        for (photo, row), face in zip(batch, restored, strict=True):
+            photo.restored[row] = face
             photo.waiting -= 1
             if photo.waiting == 0:
                 complete(photo)
@@ -189,12 +185,11 @@ def restore_in_order(
             except Exception as error:  # noqa: BLE001 - one photo's failure is its own
                 photo.outcome = Outcome(item, error=error)
             else:
-                faces = len(photo.prepared.faces)
-                photo.seeds = [candidate_seeds(seed, per_face) for seed in face_seeds(config.seed, item.key, faces)]
-                count = faces * per_face
+                photo.faces, photo.seeds = model_inputs(photo.prepared, item.key)
+                count = len(photo.faces)
                 photo.restored, photo.waiting = [None] * count, count
-                for slot in range(count):
-                    batch.append((photo, slot))
+                for row in range(count):
+                    batch.append((photo, row))
                     if len(batch) == config.max_batch_size:
                         run_model()
             photos_in_group += 1
