@@ -231,7 +231,8 @@ def api_description(specs: dict[str, SettingSpec]) -> str:
     """The /restore endpoint's description: its parameters with their types, ranges and help, from the settings."""
     lines = [
         "Restore the faces of a photo. Parameters: image (the photo file); randomize_seed (true: draw a fresh "
-        "seed, returned); then each restoration setting by name (those left out keep the page's defaults):"
+        f"seed, returned); references (optional: up to {MAX_REFERENCES} photo files of the person, for the verdict "
+        "and to rank candidates); then each restoration setting by name (those left out keep the page's defaults):"
     ]
     for spec in specs.values():
         if spec.choices is not None:
@@ -270,7 +271,8 @@ def check_request(image, randomize_seed, references, pipe, **settings) -> list[d
     verdicts = {name: gr.validate(True, "") for name in ("image", "randomize_seed", "references")}
     verdicts |= {name: gr.validate(True, "") for name in settings}
     try:
-        check_reference_uploads(references)
+        for upload in check_reference_uploads(references):
+            load_image(upload_path(upload), name=upload_name(upload))
     except (AuthFaceError, ValueError) as error:
         verdicts["references"] = gr.validate(False, gradio_error(error).message)
     try:

@@ -417,7 +417,7 @@ def test_closing_the_stream_stops_the_restoration_before_returning(astronaut, mo
     assert max(steps_run) < 10, f"the worker ran on to step {max(steps_run)} of 100 after the stream was closed"
 
 
-def test_reference_photos_and_candidates_through_the_api(tiny_app_url, photos, tmp_path):
+def test_reference_photos_and_candidates_through_the_api(tiny_app_url, photos, text_file):
     """The reference upload reaches the verdict column (the tiny model paints no face, so: cannot verify, with the
     reference named); best of N shows every candidate; more than 8 references are refused at their control."""
     from authface_core.references import MAX_REFERENCES
@@ -435,6 +435,8 @@ def test_reference_photos_and_candidates_through_the_api(tiny_app_url, photos, t
     assert without["candidates"] == [] and "(references)" not in without["report"]["data"][0][3]
     with pytest.raises(ValidationError, match=f"- references: 9 reference photos: at most {MAX_REFERENCES}"):
         restored(client, photos["astronaut"], references=[reference] * (MAX_REFERENCES + 1))
+    with pytest.raises(ValidationError, match=r"- references: .*not an image"):
+        restored(client, photos["astronaut"], references=[handle_file(text_file)])
 
 
 def test_a_visitors_pick_replaces_the_kept_candidate(astronaut):
