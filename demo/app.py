@@ -522,20 +522,24 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
         gr.Markdown(model_notice, visible=bool(model_notice), elem_id="model-notice")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320, elem_id="request"):
-                image = gr.Image(
-                    label="Photo",
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    height=PHOTO_BOX_HEIGHT,
-                    elem_id="input-image",
-                )
-                reference_upload = gr.File(
-                    label=f"Reference photos of the person (optional, up to {MAX_REFERENCES})",
-                    file_count="multiple",
-                    file_types=["image"],
-                    height=120,
-                    elem_id="references",
-                )
+                with gr.Row(equal_height=True):  # side by side: Restore stays above the fold of a 900 px screen
+                    image = gr.Image(
+                        label="Photo",
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        height=PHOTO_BOX_HEIGHT,
+                        scale=3,
+                        elem_id="input-image",
+                    )
+                    reference_upload = gr.File(
+                        label=f"Other photos of the same person (optional, up to {MAX_REFERENCES})",
+                        file_count="multiple",
+                        file_types=["image"],
+                        height=PHOTO_BOX_HEIGHT,
+                        scale=2,
+                        min_width=140,
+                        elem_id="references",
+                    )
                 widgets = {name: setting_widget(specs[name], getattr(RELEASED_PRESET, name)) for name in MAIN_SETTINGS}
                 with gr.Row():
                     run = gr.Button(
