@@ -79,6 +79,14 @@ class AuthenticityReport:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
+def input_based_verdict(input_niqe: float | None, distance: float) -> str:
+    """The verdict from the input's NIQE (None: unmeasurable) and the identity distance input -> output, when
+    both faces were found: "cannot verify" over the quality gate, else drifted over :data:`DRIFT_DISTANCE`."""
+    if input_niqe is None or input_niqe > INPUT_NIQE_LIMIT:
+        return CANNOT_VERIFY
+    return DRIFTED if distance > DRIFT_DISTANCE else SAME_PERSON
+
+
 def authenticity_report(input_face: np.ndarray, restored_face: np.ndarray) -> AuthenticityReport:
     """Compare an aligned input face with its restoration (both (S, S, 3) uint8, same size)."""
     from .niqe import niqe_or_none  # SciPy, half of ``import authface_core.restore``'s time, loaded on first use
@@ -112,18 +120,19 @@ def authenticity_report(input_face: np.ndarray, restored_face: np.ndarray) -> Au
         f"identity distance {scores.distance:.2f} (similarity {scores.similarity:.2f}), "
         f"landmark shift {scores.landmark_distance:.1f} px"
     )
-    if input_niqe is None or input_niqe > INPUT_NIQE_LIMIT:
-        verdict, warning = CANNOT_VERIFY, False
+    verdict = input_based_verdict(input_niqe, scores.distance)
+    if verdict == CANNOT_VERIFY:
+        warning = False
         quality = "unmeasurable" if input_niqe is None else f"{input_niqe:.1f} > {INPUT_NIQE_LIMIT:g}"
         message = (
             f"cannot verify: the input is too degraded to judge identity (NIQE {quality}); {numbers}, "
             "for information only"
         )
-    elif scores.distance > DRIFT_DISTANCE:
-        verdict, warning = DRIFTED, True
+    elif verdict == DRIFTED:
+        warning = True
         message = f"identity drifted (distance over {DRIFT_DISTANCE:.2f}): {numbers}"
     else:
-        verdict, warning = SAME_PERSON, scores.landmark_distance > LANDMARK_SHIFT_LIMIT
+        warning = scores.landmark_distance > LANDMARK_SHIFT_LIMIT
         geometry = f"; landmarks moved more than {LANDMARK_SHIFT_LIMIT:g} px" if warning else ""
         message = f"same person: {numbers}{geometry}"
     return AuthenticityReport(

@@ -36,6 +36,9 @@ MANIFEST_NAME = "manifest.json"
 # JPEG quality), mild to strongest: ``authface_core.authenticity``'s constants were calibrated at these
 # levels (bench/calibrate_identity.py), applied by :func:`degrade_at_level`.
 CALIBRATION_LEVELS = ((2.0, 1.0, 5.0, 80), (4.0, 2.0, 10.0, 60), (8.0, 3.0, 15.0, 40), (16.0, 4.0, 20.0, 30))
+# The reference check's levels (bench/reference_identity.py): x4 to x16 of the above, and x32, one more step of
+# the same progression (downsampling doubled, blur +1, noise +5, JPEG quality -10): a 512 px face at 16 px.
+REFERENCE_LEVELS = (*CALIBRATION_LEVELS[1:], (32.0, 5.0, 25.0, 20))
 
 
 def _check_range(name: str, bounds: tuple[float, float], low: float, high: float) -> None:

@@ -32,11 +32,12 @@ from typing import Annotated, Literal
 import numpy as np
 
 from .authenticity import AuthenticityReport, authenticity_report
+from .candidates import CandidateScore, score_candidates
 from .errors import InvalidImageError, NoFaceDetectedError
 from .faces.align import align_face
 from .faces.blend import MAX_UPSCALE, paste_faces, upscale_image
 from .faces.detect import FaceBox, detect_faces
-from .faces.select import SELECTION_MODES, FaceSelection, select_faces
+from .faces.select import SELECTION_MODES, FaceSelection, left_to_right, select_faces
 from .io import LoadedImage, resize_image
 from .pipeline.constants import (
     COLOR_FIX_METHODS,
@@ -50,6 +51,7 @@ from .pipeline.constants import (
     RELEASED_SEED,
     SCHEDULER_NAMES,
 )
+from .references import Reference, ReferenceCheck, check_faces
 from .settings import Range, check_settings, setting
 
 FACE_SELECTION_MODES = SELECTION_MODES  # re-exported for the apps, which import only this module
@@ -64,6 +66,7 @@ NO_FACE_IN_CROP = (
 # Upper bounds this project sets on the settings (the release runs guidance 8).
 MAX_GUIDANCE_SCALE = 30.0
 MAX_BATCH_SIZE = 64
+MAX_CANDIDATES = 8  # best of N: each candidate costs a whole restoration
 # The largest integer a browser's number box holds exactly (2**53 - 1), so every seed can be shown and typed back.
 MAX_SEED = 2**53 - 1
 # An aligned face crop is square; one whose sides differ by up to 2% is taken as square (resizing it to the face
@@ -125,6 +128,11 @@ class RestoreConfig:
     max_batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = setting(
         4, "faces restored together in one pipeline call (more: faster, more memory)", aliases="--batch-size"
     )
+    candidates: Annotated[int, Range(1, MAX_CANDIDATES)] = setting(
+        1,
+        "restore each face with this many seeds and keep the one closest to its reference photos (without: to "
+        "the input when it is good enough to judge, else the most natural by NIQE)",
+    )
 
     def __post_init__(self):
         check_settings(self)
@@ -161,7 +169,9 @@ class StepProgress:
 @dataclass
 class FaceResult:
     """One restored face: its box in the photo (None on the aligned path), its aligned input and output
-    crops (S, S, 3) uint8, the photo -> crop affine (None on the aligned path) and the authenticity report."""
+    crops (S, S, 3) uint8, the photo -> crop affine (None on the aligned path), the authenticity report, the
+    verdict against the reference photos (None without references) and, with ``candidates`` > 1, every
+    candidate's scores and crops (K, S, S, 3)."""
 
     index: int
     box: FaceBox | None
@@ -169,6 +179,9 @@ class FaceResult:
     restored_face: np.ndarray
     affine: np.ndarray | None
     authenticity: AuthenticityReport | None
+    reference_check: ReferenceCheck | None = None
+    candidates: list[CandidateScore] = field(default_factory=list)
+    candidate_faces: np.ndarray | None = None
 
 
 @dataclass
@@ -260,6 +273,7 @@ def restore_image(
     config: RestoreConfig = RestoreConfig(),
     *,
     noise_key: str | None = None,
+    references: Sequence[Reference] = (),
     progress_callback: ProgressCallback | None = None,
 ) -> RestoreResult:
     """Restore the selected faces of a photo, or one aligned face when ``config.aligned``.
@@ -267,7 +281,11 @@ def restore_image(
     ``noise_key`` names the photo within a larger run (its relative file name, or a dataset id): each face then
     draws its noise from its own generator seeded by :func:`face_seeds`, so an archive restores a photo the same
     whatever order, batch partners or process it gets. Without it, one generator seeded by ``config.seed`` serves
-    the faces in order, as the release does.
+    the faces in order, as the release does; with ``config.candidates`` > 1 every candidate needs a seed of its
+    own, so the faces' seeds then come from :func:`face_seeds` with the key "".
+
+    ``references`` (``authface_core.references``) give each face a verdict against photos of the person, and
+    rank the candidates.
 
     Raises:
         NoFaceDetectedError: whole-photo mode found no face to restore (the message suggests aligned mode).
@@ -276,9 +294,24 @@ def restore_image(
     """
     prepared = prepare_restoration(image, config)
     config = prepared.config  # with the seed drawn
-    seeds = None if noise_key is None else face_seeds(config.seed, noise_key, len(prepared.faces))
-    restored = restore_faces(pipe, prepared.faces, config, seeds=seeds, progress_callback=progress_callback)
-    return finish_restoration(prepared, restored, smoke_test_model=pipe.is_smoke_test_model)
+    faces, seeds = model_inputs(prepared, noise_key)
+    restored = restore_faces(pipe, faces, config, seeds=seeds, progress_callback=progress_callback)
+    return finish_restoration(
+        prepared, restored, smoke_test_model=pipe.is_smoke_test_model, references=references, seeds=seeds
+    )
+
+
+def model_inputs(prepared: PreparedPhoto, noise_key: str | None = None) -> tuple[np.ndarray, list[int] | None]:
+    """What the model restores for a prepared photo: its faces, each repeated ``candidates`` times in a row, and a
+    seed per row (:func:`face_seeds` with ``noise_key``, then :func:`candidate_seeds`); the seeds are None (one
+    generator in order, as released) for one candidate without a noise key."""
+    config = prepared.config
+    per_face = config.candidates
+    if per_face == 1 and noise_key is None:
+        return prepared.faces, None
+    face_level = face_seeds(config.seed, noise_key or "", len(prepared.faces))
+    seeds = [seed for face in face_level for seed in candidate_seeds(face, per_face)]
+    return np.repeat(prepared.faces, per_face, axis=0), seeds
 
 
 def face_seeds(seed: int, key: str, count: int) -> list[int]:
@@ -287,6 +320,15 @@ def face_seeds(seed: int, key: str, count: int) -> list[int]:
     return [
         int.from_bytes(hashlib.sha256(f"{seed}\0{key}\0{index}".encode()).digest()[:8], "big") >> 1
         for index in range(count)
+    ]
+
+
+def candidate_seeds(seed: int, count: int) -> list[int]:
+    """The seeds of a face's ``count`` candidates: its own seed first (one candidate restores as without best of
+    N), then the first 63 bits of SHA-256 over the seed and the candidate's number."""
+    return [seed] + [
+        int.from_bytes(hashlib.sha256(f"{seed}\0candidate\0{index}".encode()).digest()[:8], "big") >> 1
+        for index in range(1, count)
     ]
 
 
@@ -322,19 +364,51 @@ def prepare_restoration(image: np.ndarray | LoadedImage, config: RestoreConfig) 
     )
 
 
-def finish_restoration(prepared: PreparedPhoto, restored: np.ndarray, *, smoke_test_model: bool) -> RestoreResult:
+def finish_restoration(
+    prepared: PreparedPhoto,
+    restored: np.ndarray,
+    *,
+    smoke_test_model: bool,
+    references: Sequence[Reference] = (),
+    seeds: Sequence[int] | None = None,
+    chosen: Sequence[int] | None = None,
+) -> RestoreResult:
     """The work after the model, on the CPU: ``restored`` (N, S, S, 3) uint8 (the faces of ``prepared``, in
-    order) reduced to luma for a grayscale photo, checked against their inputs and put back into the photo
-    (or, on the aligned path, resized to the output size)."""
+    order) reduced to luma for a grayscale photo, checked against their inputs (and ``references``) and put back
+    into the photo (or, on the aligned path, resized to the output size).
+
+    With ``candidates`` K > 1, ``restored`` is (N * K, S, S, 3), each face's candidates in a row (as
+    :func:`model_inputs` asks for them; ``seeds``: theirs): each face keeps the best
+    (``authface_core.candidates``), or the one ``chosen`` names (one index per face: what a visitor picked).
+    """
     from .pipeline.color_fix import to_luminance
 
-    if restored.shape != prepared.faces.shape:
-        raise ValueError(f"expected restored faces of shape {prepared.faces.shape}, got {restored.shape}")
+    count, size, per_face = len(prepared.faces), prepared.faces.shape[1:], prepared.config.candidates
+    if restored.shape != (count * per_face, *size):
+        raise ValueError(f"expected restored faces of shape {(count * per_face, *size)}, got {restored.shape}")
     config = prepared.config
     if prepared.grayscale:
         restored = to_luminance(restored)
+    candidates = [None] * count
+    if per_face > 1:
+        candidates = restored.reshape(count, per_face, *size)
+        seeds = None if seeds is None else np.reshape(seeds, (count, per_face)).tolist()
+    scores = _candidate_scores(prepared.faces, candidates, references, seeds, chosen)
+    if per_face > 1:
+        restored = np.stack([faces[_chosen_index(face)] for faces, face in zip(candidates, scores, strict=True)])
+    checks = _reference_checks(restored, references)
     faces = [
-        FaceResult(i, box, face, restored[i], affine, _authenticity(face, restored[i], config))
+        FaceResult(
+            i,
+            box,
+            face,
+            restored[i],
+            affine,
+            _authenticity(face, restored[i], config),
+            reference_check=checks[i],
+            candidates=scores[i],
+            candidate_faces=candidates[i],
+        )
         for i, (face, box, affine) in enumerate(zip(prepared.faces, prepared.boxes, prepared.affines, strict=True))
     ]
     width, height = output_size(prepared.rgb.shape[1::-1], config)
@@ -355,6 +429,50 @@ def finish_restoration(prepared: PreparedPhoto, restored: np.ndarray, *, smoke_t
         smoke_test_model=smoke_test_model,
         grayscale=prepared.grayscale,
         notes=prepared.notes,
+    )
+
+
+def _candidate_scores(
+    inputs: np.ndarray,
+    restored: np.ndarray | list[None],
+    references: Sequence[Reference],
+    seeds: Sequence[Sequence[int]] | None,
+    chosen: Sequence[int] | None,
+) -> list[list[CandidateScore]]:
+    """Each face's candidate scores, (N, K, S, S, 3) candidates, the kept one marked (``chosen`` overrides); no
+    scores without candidates (``restored`` None per face)."""
+    if not isinstance(restored, np.ndarray):
+        return [[] for _ in inputs]
+    if chosen is not None and len(chosen) != len(inputs):
+        raise ValueError(f"chosen must name one candidate per face: {len(chosen)} for {len(inputs)} faces")
+    scores = []
+    for index, (face, candidates) in enumerate(zip(inputs, restored, strict=True)):
+        face_scores = score_candidates(
+            face, candidates, references=references, seeds=None if seeds is None else seeds[index]
+        )
+        if chosen is not None:
+            if not 0 <= chosen[index] < len(candidates):
+                raise ValueError(f"face {index} has {len(candidates)} candidates, got candidate {chosen[index]}")
+            face_scores = [dataclasses.replace(s, chosen=s.index == chosen[index]) for s in face_scores]
+        scores.append(face_scores)
+    return scores
+
+
+def _chosen_index(scores: list[CandidateScore]) -> int:
+    return next(score.index for score in scores if score.chosen)
+
+
+def _reference_checks(restored: np.ndarray, references: Sequence[Reference]) -> list[ReferenceCheck | None]:
+    """Each restored face's verdict against the references (None each without references)."""
+    if not references:
+        return [None] * len(restored)
+    from .faces.compare import measure_face, to_eval_size
+    from .niqe import niqe_or_none
+
+    return check_faces(
+        [measure_face(face).descriptor for face in restored],
+        references,
+        niqes=[niqe_or_none(to_eval_size(face)) for face in restored],
     )
 
 
@@ -489,8 +607,7 @@ def select_restorable_faces(rgb: np.ndarray, source: str, config: RestoreConfig)
         reasons = "; ".join(reason for _, reason in selection.skipped)
         found = f"{len(selection.skipped)} face(s) found but skipped ({reasons}). " if selection.skipped else ""
         raise NoFaceDetectedError(source, f"{found}{NO_FACE_HINT}")
-    by_position = sorted(selection.selected, key=lambda face: (face.box.center[0], face.box.center[1]))
-    return dataclasses.replace(selection, selected=by_position)
+    return dataclasses.replace(selection, selected=left_to_right(selection.selected))
 
 
 def _authenticity(

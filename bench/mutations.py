@@ -154,6 +154,28 @@ MUTATIONS = (
         "adversarial)",
         LOSSES,
     ),
+    # Issue 15: reference photos and best of N.
+    Mutation(
+        "a face over the threshold still claims a person",
+        "authface_core/references.py",
+        "for r, c in zip(rows, cols, strict=True) if allowed[r, c]}",
+        "for r, c in zip(rows, cols, strict=True)}",
+        ("tests/test_references.py::test_matching_leaves_faces_over_the_threshold_to_nobody",),
+    ),
+    Mutation(
+        "references that disagree are trusted",
+        "authface_core/references.py",
+        "if disagreement is not None and disagreement > threshold:",
+        "if False:",
+        ("tests/test_references.py::test_references_that_disagree_cannot_verify",),
+    ),
+    Mutation(
+        "best of N keeps the farthest candidate",
+        "authface_core/candidates.py",
+        "return [score.index for score in sorted(scores, key=key)]",
+        "return [score.index for score in sorted(scores, key=key, reverse=True)]",
+        ("tests/test_candidates.py",),
+    ),
 )
 
 

@@ -21,6 +21,8 @@ CSS and script are ``app.css`` and ``app.js`` beside this file. Nothing launches
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -32,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -42,9 +45,11 @@ from authface_core.faces.blend import upscale_image
 from authface_core.faces.draw import draw_numbered_boxes
 from authface_core.io import load_image, save_image
 from authface_core.model_config import ModelConfig
+from authface_core.references import MAX_REFERENCES, Reference, embed_reference
 from authface_core.restore import (
     PRESETS,
     RELEASED_PRESET,
+    PreparedPhoto,
     RestoreConfig,
     RestoreResult,
     StepProgress,
@@ -54,6 +59,7 @@ from authface_core.restore import (
     describe_progress,
     finish_restoration,
     format_duration,
+    model_inputs,
     prepare_restoration,
     restore_faces,
     select_restorable_faces,
@@ -225,7 +231,8 @@ def api_description(specs: dict[str, SettingSpec]) -> str:
     """The /restore endpoint's description: its parameters with their types, ranges and help, from the settings."""
     lines = [
         "Restore the faces of a photo. Parameters: image (the photo file); randomize_seed (true: draw a fresh "
-        "seed, returned); then each restoration setting by name (those left out keep the page's defaults):"
+        f"seed, returned); references (optional: up to {MAX_REFERENCES} photo files of the person, for the verdict "
+        "and to rank candidates); then each restoration setting by name (those left out keep the page's defaults):"
     ]
     for spec in specs.values():
         if spec.choices is not None:
@@ -257,11 +264,17 @@ def _as_setting(spec: SettingSpec, value):
     return value
 
 
-def check_request(image, randomize_seed, pipe, **settings) -> list[dict]:
+def check_request(image, randomize_seed, references, pipe, **settings) -> list[dict]:
     """The cheap checks, before the GPU queue: one ``gr.validate`` per input of the restore event (the
-    photo, "Random seed", then each setting), the problem shown at the control it concerns."""
-    verdicts = {"image": gr.validate(True, ""), "randomize_seed": gr.validate(True, "")}
+    photo, "Random seed", the reference photos, then each setting), the problem shown at the control it
+    concerns."""
+    verdicts = {name: gr.validate(True, "") for name in ("image", "randomize_seed", "references")}
     verdicts |= {name: gr.validate(True, "") for name in settings}
+    try:
+        for upload in check_reference_uploads(references):
+            load_image(upload_path(upload), name=upload_name(upload))
+    except (AuthFaceError, ValueError) as error:
+        verdicts["references"] = gr.validate(False, gradio_error(error).message)
     try:
         config = request_config(randomize_seed, settings)
         if pipe is None:
@@ -290,13 +303,33 @@ def upload_name(image) -> str:
     return image.get("orig_name") or Path(image["path"]).name
 
 
+def check_reference_uploads(references) -> list:
+    """The reference uploads (a list of Gradio file payloads; none is fine), refused beyond
+    :data:`~authface_core.references.MAX_REFERENCES`."""
+    references = references or []
+    if len(references) > MAX_REFERENCES:
+        raise ValueError(f"{len(references)} reference photos: at most {MAX_REFERENCES}")
+    return references
+
+
+def load_reference_uploads(references) -> list[Reference]:
+    """The reference photos' faces (the largest of each), all of one person: the person in the photo restored."""
+    return [
+        embed_reference(load_image(upload_path(upload), name=upload_name(upload)))
+        for upload in check_reference_uploads(references)
+    ]
+
+
 def preset_values(preset: RestoreConfig, widgets: dict) -> dict:
     """``{control: value}`` setting every control to the preset, except the ones describing the photo."""
     return {widget: getattr(preset, name) for name, widget in widgets.items() if name not in PHOTO_SETTINGS}
 
 
-def stream_restore_faces(pipe, faces: np.ndarray, config: RestoreConfig) -> Iterator[StepProgress | np.ndarray]:
-    """Yield each :class:`StepProgress` of :func:`restore_faces`, then the restored faces (N, S, S, 3) uint8.
+def stream_restore_faces(
+    pipe, faces: np.ndarray, config: RestoreConfig, seeds: list[int] | None = None
+) -> Iterator[StepProgress | np.ndarray]:
+    """Yield each :class:`StepProgress` of :func:`restore_faces` (``seeds``: one per face, or None for one
+    generator), then the restored faces (N, S, S, 3) uint8.
 
     Gradio streams what a generator yields, while ``restore_faces`` reports through a callback, so the
     model runs in a worker thread. If the page goes away (the generator is closed), the worker stops at
@@ -312,7 +345,7 @@ def stream_restore_faces(pipe, faces: np.ndarray, config: RestoreConfig) -> Iter
         events.put(step)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="authface-restore") as worker:
-        future = worker.submit(restore_faces, pipe, faces, config, progress_callback=report)
+        future = worker.submit(restore_faces, pipe, faces, config, seeds=seeds, progress_callback=report)
         future.add_done_callback(lambda _: events.put(None))
         try:
             while (event := events.get()) is not None:
@@ -323,18 +356,54 @@ def stream_restore_faces(pipe, faces: np.ndarray, config: RestoreConfig) -> Iter
 
 
 def report_rows(result: RestoreResult) -> list[list[object]]:
-    """One row of the authenticity table per restored face, numbered as on the photo."""
+    """One row of the authenticity table per restored face, numbered as on the photo. With reference photos the
+    verdict is theirs (it holds at any degradation) and the note gives both checks; else the input's."""
     rows = []
     for face in result.faces:
-        report = face.authenticity
-        if report is None:
-            rows.append([face.index + 1, None, None, "not checked", ""])
-            continue
-        similarity = None if report.identity_similarity is None else round(report.identity_similarity, 3)
-        shift = None if report.landmark_shift is None else round(report.landmark_shift, 1)
-        verdict = f"⚠ {report.verdict}" if report.warning else report.verdict
-        rows.append([face.index + 1, similarity, shift, verdict, report.message])
+        report, check = face.authenticity, face.reference_check
+        similarity = (
+            None if report is None or report.identity_similarity is None else round(report.identity_similarity, 3)
+        )
+        shift = None if report is None or report.landmark_shift is None else round(report.landmark_shift, 1)
+        if check is not None:
+            verdict = f"{check.verdict} (references)"
+            note = check.message + (f". Against the input: {report.message}" if report is not None else "")
+        elif report is not None:
+            verdict = f"⚠ {report.verdict}" if report.warning else report.verdict
+            note = report.message
+        else:
+            verdict, note = "not checked", ""
+        rows.append([face.index + 1, similarity, shift, verdict, note])
     return rows
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def candidate_gallery(result: RestoreResult) -> list[tuple[np.ndarray, str]]:
+    """Every candidate of every face (best of N), captioned with its scores; the kept ones marked."""
+    items = []
+    for face in result.faces:
+        for score, crop in zip(face.candidates, face.candidate_faces if face.candidates else [], strict=True):
+            distance = "no face found" if score.distance is None else f"distance {score.distance:.2f}"
+            niqe = "" if score.niqe is None else f", NIQE {score.niqe:.1f}"
+            kept = " (kept)" if score.chosen else ""
+            caption = f"Face {face.index + 1}, candidate {score.index + 1}{kept}: {distance} ({score.basis}){niqe}"
+            items.append((crop, caption))
+    return items
+
+
+def candidate_at(result: RestoreResult, gallery_index: int) -> list[int]:
+    """The candidates kept per face once the visitor picks the ``gallery_index``-th of :func:`candidate_gallery`."""
+    chosen = [next(s.index for s in face.candidates if s.chosen) for face in result.faces]
+    position = gallery_index
+    for face in result.faces:
+        if position < len(face.candidates):
+            chosen[face.index] = position
+            return chosen
+        position -= len(face.candidates)
+    raise ValueError(f"there is no candidate {gallery_index + 1}: pick one of the gallery")
 
 
 def face_gallery(result: RestoreResult) -> list[tuple[np.ndarray, str]]:
@@ -385,11 +454,47 @@ def run_summary(result: RestoreResult, source: str, seconds: float) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def result_folder() -> Iterator[Path]:
+    """A folder for one result's download, removed once the callback resumes: Gradio has its own copy by then."""
+    folder = Path(tempfile.mkdtemp(prefix="authface-result-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_download(result: RestoreResult, source: str, folder: Path) -> Path:
     """Write the full-resolution result as ``<name>_authface.png`` in ``folder`` (atomically, alpha kept)."""
     path = folder / f"{Path(source).stem}_authface.png"
     save_image(path, result.image, result.alpha, png_compress_level=DOWNLOAD_PNG_COMPRESS_LEVEL)
     return path
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A restoration's model output kept for the visitor's session, so that another candidate can be pasted back
+    without running the model again (``restore.finish_restoration`` with ``chosen``)."""
+
+    prepared: PreparedPhoto
+    restored: np.ndarray
+    seeds: list[int] | None
+    references: list[Reference]
+    loaded: object
+    result: RestoreResult | None = None
+
+    def finish(self, smoke_test_model: bool, chosen: list[int] | None = None) -> RestoreResult:
+        return finish_restoration(
+            self.prepared,
+            self.restored,
+            smoke_test_model=smoke_test_model,
+            references=self.references,
+            seeds=self.seeds,
+            chosen=chosen,
+        )
+
+    def with_result(self, result: RestoreResult) -> FinishedRun:
+        return dataclasses.replace(self, result=result)
 
 
 def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Callable] | None = None) -> gr.Blocks:
@@ -402,9 +507,11 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
     pipe, model_notice = load_model(model or ModelConfig())
     specs = {name: spec for name, spec in describe_settings(RestoreConfig).items() if name not in SERVER_SETTINGS}
 
-    def diffuse(faces: np.ndarray, config: RestoreConfig) -> Iterator[StepProgress | np.ndarray]:
+    def diffuse(
+        faces: np.ndarray, config: RestoreConfig, seeds: list[int] | None = None
+    ) -> Iterator[StepProgress | np.ndarray]:
         """The model's work, and the only step that needs the GPU: its steps as they run, then the faces."""
-        yield from stream_restore_faces(pipe, faces, config)
+        yield from stream_restore_faces(pipe, faces, config, seeds)
 
     diffuse_faces = gpu(diffuse) if gpu is not None else diffuse
 
@@ -415,13 +522,24 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
         gr.Markdown(model_notice, visible=bool(model_notice), elem_id="model-notice")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320, elem_id="request"):
-                image = gr.Image(
-                    label="Photo",
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    height=PHOTO_BOX_HEIGHT,
-                    elem_id="input-image",
-                )
+                with gr.Row(equal_height=True):  # side by side: Restore stays above the fold of a 900 px screen
+                    image = gr.Image(
+                        label="Photo",
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        height=PHOTO_BOX_HEIGHT,
+                        scale=3,
+                        elem_id="input-image",
+                    )
+                    reference_upload = gr.File(
+                        label=f"Other photos of the same person (optional, up to {MAX_REFERENCES})",
+                        file_count="multiple",
+                        file_types=["image"],
+                        height=PHOTO_BOX_HEIGHT,
+                        scale=2,
+                        min_width=140,
+                        elem_id="references",
+                    )
                 widgets = {name: setting_widget(specs[name], getattr(RELEASED_PRESET, name)) for name in MAIN_SETTINGS}
                 with gr.Row():
                     run = gr.Button(
@@ -480,10 +598,19 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
                     format="png",
                     elem_id="faces",
                 )
+                candidates = gr.Gallery(
+                    label="Candidates (best of N): click one to use it instead",
+                    columns=4,
+                    object_fit="contain",
+                    format="png",
+                    allow_preview=False,
+                    elem_id="candidates",
+                )
         gr.Markdown(ABOUT, elem_id="about")
         with gr.Accordion("Cite AuthFace", open=False):
             gr.Markdown(CITATION, elem_id="citation")
         finished = gr.State(False)
+        last_run = gr.State(None)  # what a visitor's pick of another candidate needs: see ``pick_candidate``
 
         def start_run() -> dict:
             """Restore pressed: the last results leave the screen at once (the checks and the queue come next)."""
@@ -494,12 +621,31 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
                 summary: "",
                 faces_found: None,
                 gallery: [],
+                candidates: [],
                 status: "",
                 finished: False,
+                last_run: None,
+            }
+
+        def shown_result(result: RestoreResult, loaded, seconds: float, folder: Path) -> dict:
+            """The outputs of a finished restoration (the comparison, the PNG written in ``folder``, the report,
+            the faces, the candidates)."""
+            flagged = [str(f.index + 1) for f in result.faces if f.authenticity and f.authenticity.warning]
+            if flagged:
+                gr.Warning(f"Look twice at face {', '.join(flagged)}: see the authenticity report.")
+            before, after = comparison_images(loaded, result, SCREEN_MAX_SIDE)
+            return {
+                comparison: (before, after),  # same size: compares pixels
+                faces_found: faces_found_image(before, loaded.size[0], result),
+                gallery: face_gallery(result),
+                candidates: candidate_gallery(result),
+                report: report_rows(result),
+                download: str(write_download(result, loaded.source, folder)),
+                summary: run_summary(result, loaded.source, seconds),
             }
 
         @show_errors
-        def restore(image, randomize_seed, progress=gr.Progress(), **settings):
+        def restore(image, randomize_seed, references=None, progress=gr.Progress(), **settings):
             """Restore the faces of a photo: streams the progress and previews, then the comparison, the numbered
             faces, the report and the full-resolution PNG."""
             started = time.monotonic()
@@ -508,6 +654,10 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
                 raise ValueError(MODEL_MISSING)
             loaded = load_image(upload_path(image), name=upload_name(image))
             check_output_size(loaded.size, config, MAX_OUTPUT_PIXELS)
+            references_found = load_reference_uploads(references)
+            for reference in references_found:
+                if not reference.found:
+                    gr.Warning(f"Reference {reference.source}: {reference.problem}", duration=None)
             progress(0, desc="Preparing the crop" if config.aligned else "Finding faces")
             yield {  # the run has passed the checks and the queue: Restore waits for it, Stop can end it
                 status: "Preparing the crop…" if config.aligned else "Finding faces…",
@@ -519,7 +669,8 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
             for note in prepared.notes:
                 gr.Warning(note, duration=None)
             model_started, shown_at, restored = time.monotonic(), 0.0, None
-            for event in diffuse_faces(prepared.faces, prepared.config):
+            faces, seeds = model_inputs(prepared)
+            for event in diffuse_faces(faces, prepared.config, seeds):
                 if not isinstance(event, StepProgress):
                     restored = event
                     continue
@@ -530,29 +681,29 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
                     shown_at = time.monotonic()
                     yield update | {status: text}
             yield {status: "Putting the faces back and checking identity…"}
-            result = finish_restoration(prepared, restored, smoke_test_model=pipe.is_smoke_test_model)
-            flagged = [str(f.index + 1) for f in result.faces if f.authenticity and f.authenticity.warning]
-            if flagged:
-                gr.Warning(f"Look twice at face {', '.join(flagged)}: see the authenticity report.")
-            before, after = comparison_images(loaded, result, SCREEN_MAX_SIDE)
-            run_folder = Path(tempfile.mkdtemp(prefix="authface-result-"))
-            try:
-                png = write_download(result, loaded.source, run_folder)
-                seconds = time.monotonic() - started
-                yield {
+            finished_run = FinishedRun(prepared, restored, seeds, references_found, loaded)
+            result = finished_run.finish(pipe.is_smoke_test_model)
+            seconds = time.monotonic() - started
+            with result_folder() as folder:
+                yield shown_result(result, loaded, seconds, folder) | {
                     status: f"Done in {format_duration(seconds)}.",
                     preview: gr.Image(value=None, visible=False),  # the live estimate has done its job
-                    comparison: (before, after),  # same size: compares pixels
-                    faces_found: faces_found_image(before, loaded.size[0], result),
-                    gallery: face_gallery(result),
-                    report: report_rows(result),
-                    download: str(png),
-                    summary: run_summary(result, loaded.source, seconds),
                     widgets["seed"]: result.config.seed,  # the one drawn when "Random seed" was ticked
                     finished: True,
+                    last_run: finished_run.with_result(result) if prepared.config.candidates > 1 else None,
                 }
-            finally:  # Gradio has its own copy of the PNG once the result is sent; this one goes
-                shutil.rmtree(run_folder, ignore_errors=True)
+
+        @show_errors
+        def pick_candidate(run: FinishedRun | None, selected: gr.SelectData) -> Iterator[dict]:
+            """Paste back the candidate the visitor clicked, instead of the one kept, and show the result again."""
+            if run is None or run.result is None:
+                raise ValueError("Restore a photo with more than one candidate first.")
+            started = time.monotonic()
+            result = run.finish(pipe.is_smoke_test_model, chosen=candidate_at(run.result, selected.index))
+            with result_folder() as folder:
+                yield shown_result(result, run.loaded, time.monotonic() - started, folder) | {
+                    last_run: run.with_result(result)
+                }
 
         def end_run(done: bool) -> dict:
             """After a run, finished, stopped or ended by an error (whose message stays up): Restore is offered
@@ -562,15 +713,15 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
                 update |= {status: NOT_FINISHED, preview: gr.Image(visible=False)}
             return update
 
-        cleared = [comparison, download, report, summary, faces_found, gallery, status, finished]
+        cleared = [comparison, download, report, summary, faces_found, gallery, candidates, status, finished, last_run]
         run_event = run.click(
             start_run, outputs=cleared, js=SCROLL_TO_PROGRESS_JS, queue=False, api_visibility="private"
         ).then(
             restore,
-            inputs=[image, randomize_seed],
+            inputs=[image, randomize_seed, reference_upload],
             inputs_kwargs=widgets,
             outputs=[comparison, download, report, summary, faces_found, gallery, widgets["seed"], preview, status]
-            + [run, stop, finished],
+            + [candidates, run, stop, finished, last_run],
             validator=functools.partial(check_request, pipe=pipe),
             api_name=API_NAME,
             api_description=api_description(specs),
@@ -582,6 +733,14 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
         )
         run_event.then(end_run, inputs=[finished], outputs=[run, stop, status, preview], queue=False)
         stop.click(None, cancels=[run_event], queue=False, api_visibility="private")  # end_run follows
+        candidates.select(
+            pick_candidate,
+            inputs=[last_run],
+            outputs=[comparison, download, report, summary, faces_found, gallery, candidates, last_run],
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="gpu",  # identity checks and paste-back of a large photo: one at a time, as restore
+        )
         for name, button in presets.items():
             button.click(
                 functools.partial(preset_values, PRESETS[name], widgets),
@@ -594,7 +753,7 @@ def build_demo(model: ModelConfig | None = None, *, gpu: Callable[[Callable], Ca
     return demo
 
 
-def zero_gpu_seconds(faces: np.ndarray, config: RestoreConfig) -> int:
+def zero_gpu_seconds(faces: np.ndarray, config: RestoreConfig, seeds: list[int] | None = None) -> int:
     """The GPU time a ZeroGPU Space asks for one :func:`build_demo` ``diffuse(faces, config)`` call: faces x steps
     at :data:`ZERO_GPU_S_PER_FACE_STEP`, plus :data:`ZERO_GPU_SETUP_S`, within ZeroGPU's bounds."""
     work = len(faces) * config.denoising_steps * ZERO_GPU_S_PER_FACE_STEP

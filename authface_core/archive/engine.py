@@ -5,7 +5,8 @@ Three stages overlap:
 1. **prepare**, in worker threads: check the item can be written, load it, detect, select and align its faces
    (:func:`restore.prepare_restoration`); at most ``queue_size`` photos ahead of the model (a bounded queue).
 2. **restore**, in this thread (the model's): faces in batches of ``max_batch_size``, each face with noise of its
-   own (:func:`restore.face_seeds`). A batch holds faces of one photo, in the same batches as ``restore_image``;
+   own (:func:`restore.face_seeds`; with best of N, each of its ``candidates`` takes a row of a batch:
+   :func:`restore.model_inputs`). A batch holds faces of one photo, in the same batches as ``restore_image``;
    with cross-photo batching (``group_size`` > 1) it is filled with faces of the next photos of the same group,
    so batches are full, and never spans two groups: the groups, not the processes, decide the batches.
 3. **finish**, in worker threads: paste the faces back, check identity (:func:`restore.finish_restoration`) and
@@ -19,19 +20,20 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import NoFaceDetectedError
+from ..references import Reference
 from ..restore import (
     PreparedPhoto,
     RestoreConfig,
     RestoreResult,
-    face_seeds,
     finish_restoration,
+    model_inputs,
     prepare_restoration,
     restore_faces,
 )
@@ -73,9 +75,10 @@ class _Photo:
     item: ArchiveItem
     started: float = 0.0
     prepared: PreparedPhoto | None = None
-    seeds: list[int] = field(default_factory=list)
-    restored: list[np.ndarray | None] = field(default_factory=list)
-    waiting: int = 0  # faces not back from the model yet
+    faces: np.ndarray | None = None  # what the model restores, each face once per candidate (restore.model_inputs)
+    seeds: list[int] = field(default_factory=list)  # one per row of ``faces``
+    restored: list[np.ndarray | None] = field(default_factory=list)  # per row of ``faces``
+    waiting: int = 0  # rows not back from the model yet
     error: BaseException | None = None
     finished: Future | None = None
     outcome: Outcome | None = None
@@ -101,10 +104,12 @@ def restore_in_order(
     *,
     encode: Callable[[ArchiveItem, RestoreResult, float], object],
     check: Callable[[ArchiveItem], None] = lambda item: None,
+    references: Sequence[Reference] = (),
 ) -> Iterator[Outcome]:
     """Restore ``items`` (module doc); ``config.seed`` must be set. ``check(item)`` raises when the item's
     outputs cannot be written (before any work on it); ``encode(item, result, seconds)`` runs in a finish
-    thread and its return value is the outcome's payload.
+    thread and its return value is the outcome's payload. ``references`` give each face a verdict against
+    photos of the person (``authface_core.references``) and rank the candidates.
 
     Closing the generator early cancels the photos not started.
     """
@@ -118,7 +123,13 @@ def restore_in_order(
         return prepare_restoration(item.load(), config), started
 
     def finish(photo: _Photo) -> Outcome:
-        result = finish_restoration(photo.prepared, np.stack(photo.restored), smoke_test_model=smoke_test_model)
+        result = finish_restoration(
+            photo.prepared,
+            np.stack(photo.restored),
+            smoke_test_model=smoke_test_model,
+            references=references,
+            seeds=photo.seeds,
+        )
         seconds = time.perf_counter() - photo.started
         return Outcome(photo.item, result, encode(photo.item, result, seconds), seconds=seconds)
 
@@ -140,16 +151,16 @@ def restore_in_order(
             photo.finished = finishing.submit(finish, photo)
 
     def run_model() -> None:
-        faces = np.stack([photo.prepared.faces[index] for photo, index in batch])
-        seeds = [photo.seeds[index] for photo, index in batch]
+        faces = np.stack([photo.faces[row] for photo, row in batch])
+        seeds = [photo.seeds[row] for photo, row in batch]
         try:
             restored = restore_faces(pipe, faces, config, seeds=seeds)
         except Exception as error:  # noqa: BLE001 - the batch's failure is that of its photos
             restored = [None] * len(batch)
             for photo, _ in batch:
                 photo.error = photo.error or error
-        for (photo, index), face in zip(batch, restored, strict=True):
-            photo.restored[index] = face
+        for (photo, row), face in zip(batch, restored, strict=True):
+            photo.restored[row] = face
             photo.waiting -= 1
             if photo.waiting == 0:
                 complete(photo)
@@ -174,11 +185,11 @@ def restore_in_order(
             except Exception as error:  # noqa: BLE001 - one photo's failure is its own
                 photo.outcome = Outcome(item, error=error)
             else:
-                count = len(photo.prepared.faces)
-                photo.seeds = face_seeds(config.seed, item.key, count)
+                photo.faces, photo.seeds = model_inputs(photo.prepared, item.key)
+                count = len(photo.faces)
                 photo.restored, photo.waiting = [None] * count, count
-                for index in range(count):
-                    batch.append((photo, index))
+                for row in range(count):
+                    batch.append((photo, row))
                     if len(batch) == config.max_batch_size:
                         run_model()
             photos_in_group += 1

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..references import Reference
 from ..restore import RestoreConfig, RestoreResult
 from .engine import Batching, Outcome, restore_in_order
 from .processes import Processes
@@ -89,10 +90,12 @@ def run_archive(
     processes: Processes,
     *,
     note: Callable[[str], None],
+    references: Sequence[Reference] = (),
 ) -> RunReport:
     """Restore the photos (``items``, or a ``stream(process index, count)``) into ``outputs`` on every process;
     returns the whole run's report on the main process, this process's own on the others. ``note(message)``
-    shows a message without breaking the progress bars."""
+    shows a message without breaking the progress bars; ``references`` are photos of the people
+    (``authface_core.references``)."""
     report = RunReport()
     if items is not None:
         mine, kept, left = share_left(items, outputs, processes, batching.group_size)
@@ -104,7 +107,9 @@ def run_archive(
     total_bar = _TotalBar(processes, left) if several and processes.is_main else None
     count = len(mine) if items is not None else None
     mine, for_engine = itertools.tee(mine)  # one pass each, in step: a stream is never held whole
-    outcomes = restore_in_order(for_engine, pipe, config, batching, encode=outputs.encode, check=outputs.check)
+    outcomes = restore_in_order(
+        for_engine, pipe, config, batching, encode=outputs.encode, check=outputs.check, references=references
+    )
 
     def write(item: ArchiveItem) -> str:
         outcome = next(outcomes)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m authface_core {faces,restore,train,evaluate,space} ...``.
+"""Command line: ``python -m authface_core {faces,restore,verify,train,evaluate,space} ...``.
 
 Each subcommand lives in its own module of this package exposing ``HELP``, ``add_arguments(parser)``
 and ``run(args) -> int``. Settings flags come from settings dataclasses (``authface_core.settings``:
@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 
-SUBCOMMANDS = ("faces", "restore", "train", "evaluate", "space")
+SUBCOMMANDS = ("faces", "restore", "verify", "train", "evaluate", "space")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_START = 0, 1, 2
 
 

@@ -29,6 +29,7 @@ from ..archive.config import ArchiveConfig
 from ..model_config import ModelConfig, add_model_arguments
 from ..restore import PRESETS, RestoreConfig
 from ..settings import add_settings_arguments
+from .verify import add_reference_argument, load_reference_arguments
 
 HELP = "Restore faces in photos or aligned crops with AuthFace (folders, datasets, resume, several processes)."
 SMOKE_TEST_WARNING = "smoke-test model with random weights: this output is not a restoration"
@@ -56,6 +57,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of settings (their flag names, as keys)")
     parser.add_argument("--overwrite", action="store_true", help="restore again even where an output exists")
+    add_reference_argument(parser, required=False)
 
 
 def settings_defaults(args, parser) -> None:
@@ -90,6 +92,8 @@ def sidecar_record(input_path: Path, output_path: Path, model: str, result, seco
             "index": face.index,
             "box": face.box.to_dict() if face.box is not None else None,
             "authenticity": dataclasses.asdict(face.authenticity) if face.authenticity is not None else None,
+            **({"reference": face.reference_check.to_dict()} if face.reference_check is not None else {}),
+            **({"candidates": [score.to_dict() for score in face.candidates]} if face.candidates else {}),
         }
         for face in result.faces
     ]
@@ -214,6 +218,7 @@ def run(args) -> int:
             output_dir = processes.main_first(prepare_output_folder, args.output_dir, args.inputs)
         items, stream, scan = _archive_items(args, archive, output_dir, processes)
         outputs = _archive_outputs(archive, output_dir, model, config, args.overwrite)
+        references = load_reference_arguments(args.reference)
     except (AuthFaceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CANNOT_START
@@ -233,7 +238,7 @@ def run(args) -> int:
     if config.seed is None:  # one seed for the run, the main process's, recorded in every sidecar
         config = dataclasses.replace(config, seed=processes.broadcast(draw_seed()))
     batching = Batching(archive.group_size if archive.cross_photo_batch else 1, archive.workers, archive.queue_size)
-    report = run_archive(items, stream, outputs, pipe, config, batching, processes, note=_note)
+    report = run_archive(items, stream, outputs, pipe, config, batching, processes, note=_note, references=references)
     if not processes.is_main:
         return EXIT_OK
     failed = len(report.failures) + (len(scan.problems) if scan is not None else 0)

@@ -47,3 +47,9 @@ def select_faces(
         reason = "not the most central face"
     skipped += [(face, reason) for face in candidates if face is not chosen]
     return FaceSelection([chosen], skipped)
+
+
+def left_to_right(faces: list[DetectedFace]) -> list[DetectedFace]:
+    """Faces by position: left to right by their centres, then top to bottom, an order a resize does not change
+    (how restore numbers faces, and how a reference photo's faces are picked)."""
+    return sorted(faces, key=lambda face: (face.box.center[0], face.box.center[1]))

@@ -27,6 +27,12 @@ class EvaluationConfig:
         "folder of ground-truth faces with the same file names (synthetic sets); none for real-world sets",
         aliases="--gt",
     )
+    references_dir: Path | None = setting(
+        None,
+        "folder of reference photos of each output's person: REF/<name>/ (1-8 photos) or REF/<name>.<ext> for the "
+        "output <name>.<ext>; adds the mean identity distance to them (Ref dist)",
+        aliases="--references",
+    )
     identity: bool = setting(
         True, "dlib identity similarity, Deg and LMD against the ground truth (about 0.3 s a pair)"
     )
@@ -41,9 +47,13 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         if isinstance(self.gt_dir, str):
             object.__setattr__(self, "gt_dir", Path(self.gt_dir))
+        if isinstance(self.references_dir, str):
+            object.__setattr__(self, "references_dir", Path(self.references_dir))
         check_settings(self)
-        if self.gt_dir is not None and not self.gt_dir.is_dir():
-            raise ValueError(f"gt_dir {str(self.gt_dir)!r} is not a folder")
+        for name in ("gt_dir", "references_dir"):
+            folder = getattr(self, name)
+            if folder is not None and not folder.is_dir():
+                raise ValueError(f"{name} {str(folder)!r} is not a folder")
         unknown = sorted(set(self.learned_metrics) - set(LEARNED_METRICS))
         if unknown:
             known = ", ".join(LEARNED_METRICS)
@@ -65,4 +75,6 @@ class EvaluationConfig:
             wanted -= {key for key in wanted if METRIC_SPECS[key].needs_reference}
         if self.niqe:
             wanted.add("niqe")
+        if self.references_dir is not None:
+            wanted.add("reference_distance")
         return tuple(key for key in METRIC_SPECS if key in wanted)

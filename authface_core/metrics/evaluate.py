@@ -91,13 +91,17 @@ def evaluate_folders(
             raise InvalidImageError(str(folder), "is not a folder of restored faces")
     learned = load_learned_metrics([k for k in config.learned_metrics if k in config.metric_keys], device=config.device)
     reference_faces = _reference_face_cache() if config.identity and config.gt_dir is not None else None
+    person_references = _person_reference_cache(config.references_dir) if config.references_dir else None
     methods = []
     for name, folder in zip(method_names(method_dirs), method_dirs, strict=True):
         pairs = dict(pair_with_ground_truth(folder, config.gt_dir))
         result = MethodResult(name=name, folder=folder)
         batch = run_batch(
             pairs,
-            lambda path, pairs=pairs: _score_image(path, pairs[path], config, learned, reference_faces),
+            lambda path, pairs=pairs, folder=folder: (
+                _score_image(path, pairs[path], config, learned, reference_faces)
+                | _reference_scores(path, path.relative_to(folder), person_references)
+            ),
             desc=f"Evaluating {name}",
             show_progress=show_progress,
         )
@@ -152,6 +156,33 @@ def _identity_scores(restored: np.ndarray, reference) -> dict[str, float | None]
     }
 
 
+def _reference_scores(path: Path, name: Path, person_references) -> dict[str, float | None]:
+    """{"reference_distance": mean identity distance from the output's face to its person's references} (None
+    where the output has no face, or no reference photo with a face); {} without a references folder."""
+    if person_references is None:
+        return {}
+    from ..faces.compare import measure_face
+    from ..references import mean_distances
+
+    embedding = measure_face(load_rgb(path)).descriptor
+    distances = mean_distances(embedding, person_references(name.with_suffix("")))
+    return {"reference_distance": next(iter(distances.values()), None)}
+
+
+def _person_reference_cache(folder: Path):
+    """relative name without suffix -> its references (``REF/<name>/*`` or ``REF/<name>.*``), embedded once."""
+    from ..io import load_image
+    from ..references import embed_reference
+
+    @cache
+    def references(name: Path):
+        photos = list_images([folder / name]) if (folder / name).is_dir() else []
+        photos = photos or [path for path in list_images([folder]) if path.relative_to(folder).with_suffix("") == name]
+        return [embed_reference(load_image(photo)) for photo in photos]
+
+    return references
+
+
 def _reference_face_cache():
     """path -> FaceMeasurement of a ground-truth face, measured once and shared by all methods."""
     from ..faces.compare import measure_face
@@ -191,4 +222,8 @@ def _notes(methods: list[MethodResult], learned: LearnedMetrics, config: Evaluat
         notes["niqe"] = f"NIQE needs textured images of at least {NIQE_MIN_SIDE} px a side; others are left out"
     if config.gt_dir is None:
         notes["reference"] = "no ground truth given (--gt): only no-reference metrics apply"
+    if any(s.count < s.total for m in methods for k, s in m.summary.items() if k == "reference_distance"):
+        notes["reference_distance"] = (
+            "some outputs have no face, or no reference photo with a face, in --references; the mean is over the rest"
+        )
     return notes

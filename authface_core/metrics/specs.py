@@ -38,6 +38,7 @@ _SPECS = (
     MetricSpec("identity_angle", "Deg (dlib)", False, True, 2),
     MetricSpec("lmd", "LMD", False, True, 2),
     MetricSpec("fid", "FID", False, True, 2),
+    MetricSpec("reference_distance", "Ref dist", False, False, 3),
     MetricSpec("niqe", "NIQE", False, False, 3),
     MetricSpec("musiq", "MUSIQ", True, False, 2),
     MetricSpec("maniqa", "MANIQA", True, False, 4),

@@ -11,9 +11,9 @@ from PIL import Image
 from tests.conftest import REPO_ROOT
 
 
-def run_cli(*args):
+def run_cli(*args, command="faces"):
     return subprocess.run(
-        [sys.executable, "-m", "authface_core", "faces", *args],
+        [sys.executable, "-m", "authface_core", command, *args],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

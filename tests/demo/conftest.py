@@ -13,7 +13,18 @@ import pytest
 # One face, 512x512: the smallest whole photo of ../shared/faces, so the tiny model restores it in seconds.
 WHOLE_PHOTO = "whole/diffbir_Audrey_Hepburn.jpg"
 # The /restore endpoint's outputs, in order (what gradio_client returns).
-OUTPUTS = ("comparison", "png", "report", "summary", "faces_found", "gallery", "seed", "preview", "status")
+OUTPUTS = (
+    "comparison",
+    "png",
+    "report",
+    "summary",
+    "faces_found",
+    "gallery",
+    "seed",
+    "preview",
+    "status",
+    "candidates",
+)
 # A 4200x700 photo: at x4 its result is 16800 px wide, past WebP's 16383 px limit that once crashed the page.
 WIDE_SIZE = (4200, 700)
 

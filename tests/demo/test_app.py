@@ -153,6 +153,7 @@ def test_api_types_ranges_and_names(tiny_app_url, photos):
         "seed",
         "live_preview",
         "progress",
+        "candidates_best_of_n_click_one_to_use_it_instead",
     ]
     for setting, value, message in [
         ("num_inference_steps", 2.5, r"num_inference_steps must be an integer, got 2\.5"),
@@ -210,7 +211,7 @@ def test_api_parameters_are_the_setting_names(tiny_app_url):
     parameters = Client(tiny_app_url, verbose=False).view_api(print_info=False, return_format="dict")
     names = [p["parameter_name"] for p in parameters["named_endpoints"]["/restore"]["parameters"]]
     expected = [name for name in describe_settings(RestoreConfig) if name not in SERVER_SETTINGS]
-    assert names[:2] == ["image", "randomize_seed"] and sorted(names[2:]) == sorted(expected)
+    assert names[:3] == ["image", "randomize_seed", "references"] and sorted(names[3:]) == sorted(expected)
 
 
 def test_controls_take_their_range_step_and_help_from_the_settings(tiny_app_url):
@@ -399,12 +400,12 @@ def test_closing_the_stream_stops_the_restoration_before_returning(astronaut, mo
     steps_run = []
     real_restore = demo_app.restore_faces
 
-    def counting_restore(pipe, faces, config, *, progress_callback):
+    def counting_restore(pipe, faces, config, *, seeds, progress_callback):
         def count(step):
             steps_run.append(step.step)
             progress_callback(step)
 
-        return real_restore(pipe, faces, config, progress_callback=count)
+        return real_restore(pipe, faces, config, seeds=seeds, progress_callback=count)
 
     monkeypatch.setattr(demo_app, "restore_faces", counting_restore)
     config = RestoreConfig(aligned=True, face_size=64, num_inference_steps=100, check_identity=False)
@@ -414,3 +415,46 @@ def test_closing_the_stream_stops_the_restoration_before_returning(astronaut, mo
     stream.close()
     assert not [thread for thread in threading.enumerate() if thread.name.startswith("authface-restore")]
     assert max(steps_run) < 10, f"the worker ran on to step {max(steps_run)} of 100 after the stream was closed"
+
+
+def test_reference_photos_and_candidates_through_the_api(tiny_app_url, photos, text_file):
+    """The reference upload reaches the verdict column (the tiny model paints no face, so: cannot verify, with the
+    reference named); best of N shows every candidate; more than 8 references are refused at their control."""
+    from authface_core.references import MAX_REFERENCES
+
+    client = Client(tiny_app_url, verbose=False)
+    reference = handle_file(photos["astronaut"])
+    out = restored(client, photos["astronaut"], references=[reference], candidates=2, num_inference_steps=2, seed=3)
+    ((_face, _similarity, _shift, verdict, note),) = out["report"]["data"]
+    assert verdict == "cannot verify (references)" and "no face found in the face checked" in note
+    assert "Against the input:" in note
+    captions = [item["caption"] for item in out["candidates"]]
+    assert len(captions) == 2 and sum("(kept)" in caption for caption in captions) == 1
+    assert captions[0].startswith("Face 1, candidate 1")
+    without = restored(client, photos["astronaut"], num_inference_steps=2, seed=3)
+    assert without["candidates"] == [] and "(references)" not in without["report"]["data"][0][3]
+    with pytest.raises(ValidationError, match=f"- references: 9 reference photos: at most {MAX_REFERENCES}"):
+        restored(client, photos["astronaut"], references=[reference] * (MAX_REFERENCES + 1))
+    with pytest.raises(ValidationError, match=r"- references: .*not an image"):
+        restored(client, photos["astronaut"], references=[handle_file(text_file)])
+
+
+def test_a_visitors_pick_replaces_the_kept_candidate(astronaut):
+    """``candidate_at`` maps a click in the candidates gallery to each face's candidate, for finish_restoration."""
+    from authface_core.candidates import CandidateScore
+    from authface_core.restore import FaceResult, RestoreResult
+    from demo.app import candidate_at, candidate_gallery
+
+    def face(index, kept):
+        scores = [CandidateScore(i, i, "niqe", None, 5.0 + i, chosen=i == kept) for i in range(3)]
+        crops = np.zeros((3, 8, 8, 3), np.uint8)
+        return FaceResult(index, None, crops[0], crops[kept], None, None, candidates=scores, candidate_faces=crops)
+
+    result = RestoreResult(image=astronaut, alpha=None, faces=[face(0, 1), face(1, 0)])
+    assert [caption for _, caption in candidate_gallery(result)][
+        1
+    ] == "Face 1, candidate 2 (kept): no face found (niqe), NIQE 6.0"
+    assert candidate_at(result, 2) == [2, 0]  # face 1's third candidate; face 2 keeps its own
+    assert candidate_at(result, 4) == [1, 1]  # face 2's second
+    with pytest.raises(ValueError, match="there is no candidate 7"):
+        candidate_at(result, 6)

@@ -223,3 +223,32 @@ def test_a_refusal_stays_on_screen_in_the_page_s_words_then_the_next_request_wor
     page.locator("#restore-button").click()
     expect(page.locator("#summary")).to_contain_text("Restored the aligned face crop", timeout=RESULT_TIMEOUT_MS)
     expect(page.locator("#report").get_by_role("gridcell", name=ANY_VERDICT).first).to_be_visible()
+
+
+def test_a_click_on_another_candidate_pastes_it_back(chromium, tiny_app_url, photos, tmp_path_factory):
+    """Best of N in the page: every candidate is shown with its scores, one marked kept; clicking another one
+    makes it the kept one, and the photo, the report and the download are made again with it."""
+    from playwright.sync_api import expect
+
+    shots = tmp_path_factory.mktemp("screenshots")
+    page = open_page(chromium, tiny_app_url, DESKTOP)
+    upload(page, photos["astronaut"])
+    page.get_by_text("More settings").click()
+    move_slider(page, "num_inference_steps", 0)  # 1 step
+    move_slider(page, "candidates", 2)  # 3 candidates
+    expect(page.locator("#candidates input[type=number]")).to_have_value("3")
+    page.locator("#restore-button").click()
+    expect(page.locator("#summary")).to_contain_text("Restored 1 face(s)", timeout=RESULT_TIMEOUT_MS)
+    thumbnails = page.locator("#candidates button.thumbnail-item")
+    expect(thumbnails).to_have_count(3)
+    captions = page.locator("#candidates .caption-label")
+    texts = [text.strip() for text in captions.all_inner_texts()]
+    kept = [i for i, text in enumerate(texts) if "(kept)" in text]
+    assert len(kept) == 1, texts
+    other = (kept[0] + 1) % 3
+    first_download = page.locator("#download a").first.get_attribute("href")
+    thumbnails.nth(other).click()
+    expect(captions.nth(other)).to_contain_text("(kept)", timeout=60_000)
+    expect(captions.nth(kept[0])).not_to_contain_text("(kept)")
+    expect(page.locator("#download a").first).not_to_have_attribute("href", first_download, timeout=60_000)
+    screenshot(page, shots, "candidate_picked_page")

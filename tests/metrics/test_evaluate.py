@@ -144,3 +144,45 @@ def test_evaluate_subcommand_refuses_an_unknown_plot_metric(benchmark_set, tmp_p
     args = parser.parse_args([str(benchmark_set / "blur_1"), "-o", str(tmp_path), "--plot-metric", "psnr_y"])
     assert evaluate_cli.run(args) == 2
     assert "--plot-metric 'psnr_y' is not measured" in capsys.readouterr().err
+
+
+def test_identity_to_reference_photos_column(shared_faces, tmp_path):
+    from authface_core.faces import DLIB_IDENTITY, align_face, detect_faces, measure_face
+
+    identity = shared_faces / "identity"
+    crops = {}
+    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
+        rgb = load_rgb(identity / person / photo)
+        crops[person] = align_face(rgb, detect_faces(rgb)[0], 256).image
+        save_image(tmp_path / "right" / f"{person}.png", crops[person])
+    save_image(tmp_path / "swapped" / "obama.png", crops["biden"])
+    save_image(tmp_path / "swapped" / "biden.png", crops["obama"])
+    refs = tmp_path / "refs"  # a folder of photos for one person, a single photo for the other
+    for photo in ("obama1.jpg", "obama2.jpg"):
+        (refs / "obama").mkdir(parents=True, exist_ok=True)
+        shutil.copy(identity / "obama" / photo, refs / "obama" / photo)
+    shutil.copy(identity / "biden" / "biden2.jpg", refs / "biden.jpg")
+
+    def embedding(path):
+        rgb = load_rgb(path)
+        return DLIB_IDENTITY.embed(rgb, detect_faces(rgb)[0])
+
+    expected = np.mean(
+        [
+            np.mean(
+                [
+                    DLIB_IDENTITY.distance(measure_face(crops["obama"]).descriptor, embedding(p))
+                    for p in (refs / "obama").iterdir()
+                ]
+            ),
+            DLIB_IDENTITY.distance(measure_face(crops["biden"]).descriptor, embedding(refs / "biden.jpg")),
+        ]
+    )
+    config = EvaluationConfig(references_dir=refs, niqe=False, learned="none")
+    assert config.metric_keys == ("reference_distance",)
+    right, swapped = evaluate_folders([tmp_path / "right", tmp_path / "swapped"], config, show_progress=False).methods
+    assert right.summary["reference_distance"].count == 2
+    assert right.summary["reference_distance"].mean == pytest.approx(expected)
+    assert right.summary["reference_distance"].mean < 0.64 < swapped.summary["reference_distance"].mean
+    with pytest.raises(ValueError, match="references_dir .* is not a folder"):
+        EvaluationConfig(references_dir=tmp_path / "nowhere")

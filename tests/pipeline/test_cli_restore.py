@@ -350,3 +350,20 @@ def test_model_flags_are_load_pipeline_keywords_and_low_memory_is_the_12gb_prese
     assert model.memory == "12gb"
     (model,) = settings_from_namespace(parse_args(["restore", "x", "-o", "y", "--memory", "8gb"]), ModelConfig)
     assert model.memory == "8gb"
+
+
+def test_references_and_candidates_go_into_the_sidecar(tiny_checkpoint, photos, tmp_path, astronaut):
+    reference = tmp_path / "refs" / "eileen.png"
+    save_image(reference, astronaut)
+    out = tmp_path / "out"
+    extra = ["--aligned", "--candidates", "3", "--reference", f"eileen={reference}"]
+    assert restore(tiny_checkpoint, photos / "a.png", out=out, extra=extra) == 0
+    (face,) = json.loads((out / "a.png.json").read_text())["faces"]
+    assert [candidate["index"] for candidate in face["candidates"]] == [0, 1, 2]
+    assert sum(candidate["chosen"] for candidate in face["candidates"]) == 1
+    assert len({candidate["seed"] for candidate in face["candidates"]}) == 3
+    assert {"niqe", "distance", "basis"} <= set(face["candidates"][0])
+    check = face["reference"]  # the tiny model paints noise: no face to verify
+    assert check["verdict"] == "cannot verify" and check["references"][0]["file"] == str(reference)
+    assert check["threshold"] == pytest.approx(0.64)
+    assert restore(tiny_checkpoint, photos / "a.png", out=tmp_path / "out2", extra=["--reference", "nowhere.jpg"]) == 2
