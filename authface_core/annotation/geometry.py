@@ -109,9 +109,7 @@ def to_original_frame(retouched: np.ndarray, geometry: Geometry, original_size: 
         shrunk = (round(retouched.shape[1] / factor), round(retouched.shape[0] / factor))
         retouched = cv2.resize(retouched, shrunk, interpolation=cv2.INTER_AREA)
         matrix = np.diag([1 / factor, 1 / factor, 1.0]) @ matrix
-    return cv2.warpAffine(
-        retouched, matrix[:2], tuple(original_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    )
+    return cv2.warpAffine(retouched, matrix[:2], tuple(original_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
 
 
 def _ecc(

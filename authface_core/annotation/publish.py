@@ -174,9 +174,7 @@ def pair_row(store: ReviewStore, pair_id: str, publish_notes: bool = False) -> d
     final = store.final_decision(pair_id)
     decisions = store.decisions(pair_id=pair_id)
     agreeing = [
-        recorded.decision.reviewer
-        for recorded in decisions
-        if recorded.decision.verdict == final.decision.verdict
+        recorded.decision.reviewer for recorded in decisions if recorded.decision.verdict == final.decision.verdict
     ]
     row = {"pair_id": pair_id}
     for side, path, sha in (

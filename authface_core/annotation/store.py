@@ -100,9 +100,7 @@ CREATE TABLE IF NOT EXISTS shard_rows(
 """
 
 # The columns _recorded_from_row reads, in its order.
-_DECISION_COLUMNS = (
-    "pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at, reasons"
-)
+_DECISION_COLUMNS = "pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at, reasons"
 
 
 @dataclass(frozen=True)
@@ -347,6 +345,15 @@ class ReviewStore:
         if row is None:
             raise PairNotFoundError(pair_id)
         return PairRecord(*row[:5], facts=json.loads(row[5]))
+
+    def pairs(self) -> list[PairRecord]:
+        """Every pair in ingest order, in one query."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT pair_id, original_path, retouched_path, original_sha256, retouched_sha256, facts"
+                " FROM pairs ORDER BY seq"
+            ).fetchall()
+        return [PairRecord(*row[:5], facts=json.loads(row[5])) for row in rows]
 
     def pair_ids(self) -> list[str]:
         """Every pair id in ingest order."""

@@ -16,13 +16,18 @@ to :meth:`TileStore.tile_file`; nothing a client sends becomes a path.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import math
+import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -165,3 +170,50 @@ class TileStore:
         if not (0 <= column < columns and 0 <= row < rows):
             return None
         return self.folder(key) / str(level) / f"{column}_{row}.jpg"
+
+
+class TileGate:
+    """Per-reviewer tile tokens: ``<name as base64url>.<HMAC-SHA256 of the name>``, unguessable without the
+    project's secret.
+
+    The secret lives in the project folder (``tile-secret``, owner-only), so a restarted server
+    accepts the tokens of pages that stayed open; the web route still checks, on every request,
+    that the token's person holds a role (a person taken off the allow-lists is refused at once).
+    """
+
+    def __init__(self, secret_file: str | Path):
+        self._secret = _read_or_make_secret(Path(secret_file))
+
+    def token(self, person: str) -> str:
+        name = base64.urlsafe_b64encode(person.encode()).decode().rstrip("=")
+        return f"{name}.{self._signature(person)}"
+
+    def person(self, token: str) -> str | None:
+        """The person ``token`` was issued to, or None when it is not a token of this project."""
+        name, _, signature = token.partition(".")
+        try:
+            person = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return person if hmac.compare_digest(signature, self._signature(person)) else None
+
+    def _signature(self, person: str) -> str:
+        return hmac.new(self._secret, f"tiles:{person}".encode(), hashlib.sha256).hexdigest()
+
+
+def _read_or_make_secret(path: Path) -> bytes:
+    """The 32-byte secret in ``path``, created owner-only on first use (two processes agree on one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+    for _ in range(100):  # another process may be writing it this instant
+        secret = path.read_bytes()
+        if len(secret) == 32:
+            return secret
+        time.sleep(0.01)
+    raise ValueError(f"{path}: not a tile secret (32 bytes); delete it to make a new one")
