@@ -135,6 +135,8 @@ class IngestReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path in the folder, or CSV row; reason)
     unsupported: list[str] = field(default_factory=list)
     duplicates: list[DuplicateGroup] = field(default_factory=list)
+    # byte-identical copies of a pair, reviewed once: (the copy's original, its retouch, the kept pair's original)
+    merged: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def sha256_file(path: Path) -> str:
@@ -329,8 +331,11 @@ def ingest_folder(
     paired = {path for pair in candidates if all(side in facts for side in pair) for path in pair}
     unmatched = sorted(set(unmatched) | {path for path in facts if path not in paired})
     unique: dict[str, PairRecord] = {}
-    for pair in pairs:  # byte-identical copies of a pair are one pair (reported in duplicates)
-        unique.setdefault(pair.pair_id, pair)
+    merged = []
+    for pair in pairs:  # byte-identical copies of a pair are one pair (reported as merged)
+        kept = unique.setdefault(pair.pair_id, pair)
+        if kept is not pair:
+            merged.append((pair.original_path, pair.retouched_path, kept.original_path))
     pairs = list(unique.values())
     own_retouch = {frozenset((pair.original_path, pair.retouched_path)) for pair in pairs}
     duplicates = [
@@ -345,6 +350,7 @@ def ingest_folder(
         rejected=rejected,
         unsupported=unsupported,
         duplicates=duplicates,
+        merged=merged,
     )
 
 

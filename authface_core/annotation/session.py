@@ -409,24 +409,43 @@ def publish_report_markdown(result: PublishResult) -> str:
 
 
 def ingest_report_markdown(report: IngestReport, added: int) -> str:
-    """The ingest summary: every file is accounted for, problems first."""
+    """The ingest summary: every file is accounted for, problems first, one line per problem, names escaped."""
     lines = [f"**{len(report.pairs)} pairs found, {added} new.**"]
     sections = [
-        ("Refused or unreadable", [f"{what}: {reason}" for what, reason in report.rejected]),
-        ("Without a partner", [Path(path).name for path in report.unmatched]),
-        ("Unsupported formats (JPEG, PNG, TIFF only)", [Path(path).name for path in report.unsupported]),
-        (
-            "Duplicates",
-            [
-                f"{group.kind}: "
-                + " = ".join(Path(path).name for path in group.paths)
-                + (f" ({group.distance_bits} bits apart)" if group.kind == "near" else "")
-                for group in report.duplicates
-            ],
-        ),
+        ("Refused or unreadable", [markdown_text(f"{what}: {reason}") for what, reason in report.rejected]),
+        ("Without a partner", [markdown_text(Path(path).name) for path in report.unmatched]),
+        ("Unsupported formats (JPEG, PNG, TIFF only)", [markdown_text(Path(path).name) for path in report.unsupported]),
+        ("Duplicates", duplicate_lines(report)),
     ]
     for title, items in sections:
         if items:
             lines.append(f"\n**{title}** ({len(items)})")
             lines += [f"- {item}" for item in items]
     return "\n".join(lines)
+
+
+def duplicate_lines(report: IngestReport) -> list[str]:
+    """One line per duplicated photo: a merged byte-identical pair, or pairs (or loose files) showing the
+    same photo, however many of their files matched (an original and its retouch match each other too)."""
+    owner = {}  # file -> the pair it belongs to (a merged copy: the pair it was merged into)
+    for pair in report.pairs:
+        name = f"pair {Path(pair.original_path).name}"
+        owner[pair.original_path] = owner[pair.retouched_path] = name
+    lines = []
+    for copy, copy_retouch, kept in report.merged:
+        owner[copy] = owner[copy_retouch] = f"pair {Path(kept).name}"
+        lines.append(
+            f"{markdown_text(Path(copy).name)} and its retouch: exact copies of pair "
+            f"{markdown_text(Path(kept).name)}, merged into it (reviewed once)"
+        )
+    closest: dict[frozenset[str], tuple[str, int]] = {}
+    for group in report.duplicates:
+        owners = frozenset(owner.get(path, Path(path).name) for path in group.paths)
+        if len(owners) < 2:
+            continue  # within one pair, or a merged copy already said
+        kind, bits = closest.get(owners, ("near", 64))
+        closest[owners] = ("exact", 0) if "exact" in (kind, group.kind) else ("near", min(bits, group.distance_bits))
+    for owners, (kind, bits) in closest.items():
+        what = "exact copies" if kind == "exact" else f"the same photo (near duplicates, {bits} bits apart)"
+        lines.append(f"{' = '.join(markdown_text(name) for name in sorted(owners))}: {what}")
+    return lines
