@@ -33,6 +33,10 @@ window.AnnotateViewer = (() => {
       // image pixel at the stage's top-left corner, snapped so that tiles land on whole screen pixels
       const left = Math.round((view.cx - width / (2 * scale)) * scale) / scale;
       const top = Math.round((view.cy - height / (2 * scale)) * scale) / scale;
+      // the stage may sit at a fractional page position (text above it): shift the tiles onto whole device pixels
+      const box = this.node.getBoundingClientRect();
+      const snapX = (Math.round(box.left * dpr()) - box.left * dpr()) / dpr();
+      const snapY = (Math.round(box.top * dpr()) - box.top * dpr()) / dpr();
       const wanted = new Set();
       const place = (level, column, row) => {
         const id = `${pyramid.key}/${level}/${column}_${row}`;
@@ -52,8 +56,8 @@ window.AnnotateViewer = (() => {
         const x1 = Math.min(levelWidth, (column + 1) * pyramid.tile) * factor;
         const y1 = Math.min(levelHeight, (row + 1) * pyramid.tile) * factor;
         const sx0 = Math.round((x0 - left) * scale), sy0 = Math.round((y0 - top) * scale);
-        img.style.left = `${sx0}px`;
-        img.style.top = `${sy0}px`;
+        img.style.left = `${sx0 + snapX}px`;
+        img.style.top = `${sy0 + snapY}px`;
         img.style.width = `${Math.round((Math.min(x1, pyramid.width) - left) * scale) - sx0}px`;
         img.style.height = `${Math.round((Math.min(y1, pyramid.height) - top) * scale) - sy0}px`;
         img.style.zIndex = String(pyramid.levels - level);
@@ -72,6 +76,7 @@ window.AnnotateViewer = (() => {
         if (!wanted.has(id)) { img.remove(); this.tiles.delete(id); }
       }
       this.node.classList.toggle('ab-pixelated', scale * dpr() > 1.01);
+      Object.assign(this.node.dataset, {left: String(left), top: String(top), side});
     }
 
     clear() { for (const img of this.tiles.values()) img.remove(); this.tiles.clear(); }
