@@ -9,7 +9,7 @@
 // caches them, since a tile never changes under its URL.
 window.AnnotateViewer = (() => {
   const ZOOM_STEPS = [0.25, 0.5, 1, 2, 4, 8];
-  const CROP_MAX = {width: 360, height: 240};
+  const CROP_MAX = {width: 300, height: 200};
   const LOUPE_SIZE = 260;
   const LABELS = {original: 'ORIGINAL', retouched: 'RETOUCH', difference: 'DIFFERENCE ×8'};
   const REGION_NAMES = {eyes: 'eyes', mouth: 'mouth', left_cheek: 'left cheek', right_cheek: 'right cheek', forehead: 'forehead'};
@@ -227,7 +227,7 @@ window.AnnotateViewer = (() => {
       this.stages.style.display = this.spec ? '' : 'none';
       const top = this.stages.getBoundingClientRect().top + window.scrollY;
       const below = this.cropStages.length ? CROP_MAX.height + 48 : 0;
-      const height = Math.max(320, Math.min(window.innerHeight - 24, window.innerHeight - top - below - 16));
+      const height = Math.max(400, Math.min(window.innerHeight - 24, window.innerHeight - top - below - 16));
       this.stages.style.height = `${height}px`;
       this.sync();
     }
