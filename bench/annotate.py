@@ -138,7 +138,6 @@ async def start_reviewing(page, url: str, name: str) -> float:
     """Open the app as ``name`` and press Start; seconds to the first pair's fit tiles all drawn."""
     await page.goto(url, timeout=60_000)
     await page.locator("#reviewer-name input, #reviewer-name textarea").first.fill(name)
-    await page.locator("#counters").click()
     start = await page.evaluate("performance.now()")
     await page.locator("#start-button").click()
     done = await page.evaluate(_WAIT_FOR_PAIR, "")
@@ -174,6 +173,15 @@ async def browser_measures(url: str, jpeg_pairs: int) -> dict[str, list[float]]:
     return {name: list(values) for name, values in measured.items()}
 
 
+def print_formats(jpeg_pairs: int, per_format: dict[str, dict[str, float]]) -> None:
+    """The per-format figures as a Markdown table."""
+    print(f"\n8K pairs, 7680 px wide: {jpeg_pairs} JPEG, one 16-bit PNG, one 16-bit TIFF\n")
+    print("| measure | " + " | ".join(per_format) + " |")
+    print("|---" * (len(per_format) + 1) + "|")
+    for measure in next(iter(per_format.values())):
+        print(f"| {measure} | " + " | ".join(f"{values[measure]:.2f}" for values in per_format.values()) + " |")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if not (args.faces / "whole").is_dir():
@@ -191,6 +199,7 @@ def main(argv=None) -> int:
         per_format = prepare(workspace, shoots)
         for fmt in per_format:
             per_format[fmt]["first view, server s"] = server_first_view(workspace)
+        print_formats(args.pairs, per_format)
         policy = ReviewerPolicy.from_settings(settings, hosted=False)
         demo = build_demo(workspace, policy, settings)
         options = launch_options(workspace, settings, policy, on_space=False)
@@ -200,11 +209,6 @@ def main(argv=None) -> int:
         finally:
             demo.close()
             workspace.close()
-    print(f"\n8K pairs, 7680 px wide: {args.pairs} JPEG, one 16-bit PNG, one 16-bit TIFF\n")
-    print("| measure | " + " | ".join(per_format) + " |")
-    print("|---" * (len(per_format) + 1) + "|")
-    for measure in next(iter(per_format.values())):
-        print(f"| {measure} | " + " | ".join(f"{values[measure]:.2f}" for values in per_format.values()) + " |")
     print("\n| in the browser (s) | mean | max | every value |")
     print("|---|---|---|---|")
     for measure, values in browser.items():

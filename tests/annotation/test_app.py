@@ -96,3 +96,34 @@ def test_review_a_pair_with_the_keyboard_while_the_heartbeat_keeps_the_lock(chro
         ("ana", "accept", "window light, 85 mm")
     ]
     assert decisions[0].decision.pair_id == held and re.fullmatch(r"[0-9a-f]{16}", held)
+
+
+def test_an_empty_queue_refreshes_itself_and_the_filmstrip_changes_a_decision(workspace):
+    """The queue timer's call finds a pair once another reviewer's lock is gone; the filmstrip lists one's
+    decisions and changes one (a new decision; the list's choices are the page's own)."""
+    import json
+
+    from gradio_client import Client
+
+    settings = AnnotationSettings()
+    policy = ReviewerPolicy()
+    demo = build_demo(workspace, policy, settings)
+    options = {**launch_options(workspace, settings, policy, on_space=False), "server_port": free_port()}
+    demo.queue().launch(prevent_thread_lock=True, quiet=True, **options)
+    try:
+        taken = [workspace.store.claim_next("ana"), workspace.store.claim_next("cleo")]
+        ben = Client(demo.local_url, verbose=False)
+        pair_id, spec, facts, *_ = ben.predict("ben", "review", "", api_name="/poll")
+        assert pair_id == "" and json.loads(spec)["empty"].startswith("2 pair(s)") and "open on other" in facts
+        workspace.store.release("ana", taken[0])
+        pair_id, spec, *_ = ben.predict("ben", "review", "", api_name="/poll")
+        assert pair_id == taken[0] and json.loads(spec)["pair"] == pair_id
+        ben.predict("ben", pair_id, "review", [], [], "soft window light", "", api_name="/accept")
+        (mine,) = workspace.history("ben")
+        ben.predict("ben", mine.decision_id, ["halo", "cloning"], api_name="/change_to_reject")
+        (changed,) = workspace.history("ben")
+        assert (changed.verdict, changed.reasons) == ("reject", ("halo", "cloning"))
+        assert changed.caption == "soft window light"
+        assert changed.decision_id != mine.decision_id
+    finally:
+        demo.close()
