@@ -17,6 +17,7 @@ Run ``python -m annotate [PROJECT_FOLDER]``, ``authface-annotate`` or ``python a
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import json
 import re
@@ -309,7 +310,8 @@ def build_demo(workspace: Workspace, policy: ReviewerPolicy, settings: Annotatio
                 return screen(person, queue, workspace.open_next(person, queue=queue), shown_pair)
             decision = undone.decision
             view = workspace.open_next(person, queue=decision.role)
-            gr.Info(f"Undid your {decision.verdict} of {view.names[0] if view else decision.pair_id}.")
+            name = html.escape(view.names[0] if view else decision.pair_id)  # a toast may render HTML
+            gr.Info(f"Undid your {decision.verdict} of {name}.")
             update = screen(person, decision.role, view, shown_pair)
             return {
                 **update,

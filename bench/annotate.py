@@ -42,14 +42,17 @@ from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 PHOTOS = ("gfpgan_Blake_Lively.jpg", "diffbir_Audrey_Hepburn.jpg", "gfpgan_00.jpg", "diffbir_01.jpg")
 TARGET_NEXT_PAIR_S, TARGET_FIRST_TILE_S = 0.5, 0.3
-# In the page: resolves once the main stage shows pair ``other than`` with every tile drawn.
+# In the page: resolves once the main stage shows a pair other than ``previous`` with every tile drawn
+# (fails after a minute: an empty queue would otherwise wait for ever).
 _WAIT_FOR_PAIR = """
-  (previous) => new Promise((resolve) => {
+  (previous) => new Promise((resolve, reject) => {
+    const start = performance.now();
     const check = () => {
       const viewer = document.getElementById('ab-viewer');
       const tiles = [...viewer.querySelectorAll('.ab-main img.ab-tile')];
       if (viewer.dataset.pair && viewer.dataset.pair !== previous && tiles.length
           && tiles.every((tile) => tile.complete && tile.naturalWidth)) resolve(performance.now());
+      else if (performance.now() - start > 60000) reject(new Error(`no next pair after ${previous}`));
       else requestAnimationFrame(check);
     };
     check();
@@ -162,11 +165,12 @@ async def browser_measures(url: str, jpeg_pairs: int) -> dict[str, list[float]]:
         )
         for _ in range(jpeg_pairs):
             measured["next pair, one reviewer"].append(await ana.evaluate(_KEY_TO_NEXT_PAIR, "a"))
-        # two reviewers at once: both review every pair (overlap 2), each on the pair the other does not hold
+        # two reviewers at once: both review every pair (overlap 2) but the one ana holds, each on a pair the
+        # other does not hold; jpeg_pairs - 1 presses each always leave both a next pair
         await start_reviewing(ben, url, "ben")
         await start_reviewing(cleo, url, "cleo")
         measured["next pair, two reviewers"] = []
-        for _ in range(jpeg_pairs):
+        for _ in range(jpeg_pairs - 1):
             both = await asyncio.gather(*(page.evaluate(_KEY_TO_NEXT_PAIR, "a") for page in (ben, cleo)))
             measured["next pair, two reviewers"] += both
         await browser.close()
@@ -179,7 +183,7 @@ def print_formats(jpeg_pairs: int, per_format: dict[str, dict[str, float]]) -> N
     print("| measure | " + " | ".join(per_format) + " |")
     print("|---" * (len(per_format) + 1) + "|")
     for measure in next(iter(per_format.values())):
-        print(f"| {measure} | " + " | ".join(f"{values[measure]:.2f}" for values in per_format.values()) + " |")
+        print(f"| {measure} | " + " | ".join(f"{values[measure]:.3f}" for values in per_format.values()) + " |")
 
 
 def main(argv=None) -> int:

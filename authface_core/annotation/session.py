@@ -404,7 +404,7 @@ def publish_report_markdown(result: PublishResult) -> str:
     ]
     if result.refused:
         lines.append(f"\n**Not published: files changed since review** ({len(result.refused)})")
-        lines += [f"- pair {pair_id}: {why}" for pair_id, why in result.refused]
+        lines += [f"- pair {pair_id}: {markdown_text(why)}" for pair_id, why in result.refused]
     return "\n".join(lines)
 
 

@@ -290,7 +290,8 @@ def test_publish_goes_to_the_project_repo_with_the_files_reviewed(space):
     Path(changed.retouched_path).write_bytes(Path(changed.retouched_path).read_bytes() + b"edited later")
     report, _ = lead.predict("", api_name="/publish")
     assert report.startswith(f"**{REPO_ID}**")
-    assert f"pair {changed.pair_id}: {Path(changed.retouched_path).name} changed on disk" in report
+    name = Path(changed.retouched_path).name.replace("_", "\\_")  # markdown-escaped
+    assert f"pair {changed.pair_id}: {name} changed on disk" in report
     assert {repo for repo, _ in space.hub.commits} == {REPO_ID}
     assert store.counters(REPO_ID).published == 2  # the adjudicated pair and the unchanged one
     assert TOKEN not in report
