@@ -109,8 +109,9 @@ def write_pyramid(rgb: np.ndarray, folder: Path, tile: int = TILE_SIZE) -> TileI
 
 def difference_map(original: np.ndarray, retouched: np.ndarray, gain: float = DIFFERENCE_GAIN) -> np.ndarray:
     """The amplified |A - B| of two same-size RGB images as a heat map (dark: unchanged; hot: changed)."""
-    change = np.abs(original.astype(np.int16) - retouched.astype(np.int16)).max(axis=2)  # (H, W)
-    amplified = np.clip(change.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    difference = cv2.absdiff(original, retouched)  # (H, W, 3) uint8, without widening an 8K image
+    change = cv2.max(cv2.max(difference[..., 0], difference[..., 1]), difference[..., 2])  # (H, W)
+    amplified = cv2.convertScaleAbs(change, alpha=gain)  # saturates at 255
     return cv2.cvtColor(cv2.applyColorMap(amplified, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
 
 

@@ -140,3 +140,19 @@ def test_16_bit_sources_are_tone_mapped_once(tmp_path):
     tile = np.asarray(Image.open(store.tile_file("ef" * 32, 0, 0, 0))).astype(int)
     expected = np.round(ramp[:, :512] / 257.0).astype(int)
     assert np.abs(tile[..., 0] - expected).max() <= 3
+
+
+def test_the_difference_view_amplifies_the_largest_channel_change():
+    import cv2
+
+    from authface_core.annotation.tiles import DIFFERENCE_GAIN, difference_map
+
+    original = np.full((4, 4, 3), 100, np.uint8)
+    retouched = original.copy()
+    retouched[0, 0] = (102, 100, 99)  # a change of 2 levels at most
+    retouched[1, 1] = (160, 100, 100)  # far beyond what the gain can show: saturates
+    heat = difference_map(original, retouched)
+    levels = np.arange(256, dtype=np.uint8)[None]  # (1, 256): every level once
+    palette = cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)[0]
+    assert (heat[2, 2] == palette[0]).all() and (heat[0, 0] == palette[int(2 * DIFFERENCE_GAIN)]).all()
+    assert (heat[1, 1] == palette[255]).all()
