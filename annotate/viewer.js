@@ -15,6 +15,11 @@ window.AnnotateViewer = (() => {
   const REGION_NAMES = {eyes: 'eyes', mouth: 'mouth', left_cheek: 'left cheek', right_cheek: 'right cheek', forehead: 'forehead'};
   const dpr = () => window.devicePixelRatio || 1;
 
+  // The pyramid level whose pixels are at least as fine as the screen's at ``scale`` (CSS px per image px).
+  const levelFor = (pyramid, scale) =>
+    Math.max(0, Math.min(pyramid.levels - 1, Math.floor(Math.log2(1 / (scale * dpr())) + 1e-6)));
+  const tileUrl = (spec, id) => new URL(`${spec.base}${id}.jpg`, window.location.href).href;
+
   const element = (tag, className, parent) => {
     const node = document.createElement(tag);
     if (className) node.className = className;
@@ -47,7 +52,7 @@ window.AnnotateViewer = (() => {
           img.draggable = false;
           img.alt = '';
           img.dataset.level = level;
-          img.src = new URL(`${spec.base}${id}.jpg`, window.location.href).href;
+          img.src = tileUrl(spec, id);
           this.tiles.set(id, img);
         }
         const factor = 2 ** level;
@@ -64,7 +69,7 @@ window.AnnotateViewer = (() => {
       };
       const coarsest = pyramid.levels - 1;
       place(coarsest, 0, 0); // always there at once: the whole image, blurred until the detail arrives
-      const level = Math.max(0, Math.min(coarsest, Math.floor(Math.log2(1 / (scale * dpr())) + 1e-6)));
+      const level = levelFor(pyramid, scale);
       if (level < coarsest) {
         const span = pyramid.tile * 2 ** level; // image pixels per tile
         const columns = Math.ceil(pyramid.width / span), rows = Math.ceil(pyramid.height / span);
@@ -132,6 +137,26 @@ window.AnnotateViewer = (() => {
       }
       this.notice.textContent = this.spec && this.spec.notice ? `⚠ ${this.spec.notice}` : '';
       this.layout();
+      if (this.spec) this.preload(this.spec, this.spec.next);
+    }
+
+    // The fit view of the reviewer's next pair, fetched now into the browser's cache: the next key shows it at once.
+    preload(spec, next) {
+      this.preloaded = [];
+      if (!next) return;
+      const pyramid = next.original;
+      const node = this.main.node;
+      const level = levelFor(pyramid, Math.min(node.clientWidth / pyramid.width, node.clientHeight / pyramid.height));
+      const span = pyramid.tile * 2 ** level;
+      const ids = [`${pyramid.key}/${pyramid.levels - 1}/0_0`];
+      for (let row = 0; row < Math.ceil(pyramid.height / span); row++) {
+        for (let column = 0; column < Math.ceil(pyramid.width / span); column++) ids.push(`${pyramid.key}/${level}/${column}_${row}`);
+      }
+      for (const id of ids) {
+        const img = new Image();
+        img.src = tileUrl(spec, id);
+        this.preloaded.push(img);
+      }
     }
 
     setRegions(regions) {

@@ -6,10 +6,10 @@ Builds 8K pairs (7680 px wide, from real photos of ``../shared/faces/whole``, se
 ``tests/annotation/eight_k.py``): one 16-bit PNG pair, one 16-bit TIFF pair, and ``--pairs`` JPEG
 pairs; then measures, on one project folder:
 
-- per format: ingest (hash, facts, screen preview, perceptual hash, geometry check) and tile
+- per format: ingest (hash, facts, screen preview, perceptual hash, geometry check), tile
   generation (both full decodes, the retouch in the original's frame, three pyramids: original,
-  retouch, difference), seconds per pair; and the server-side first view once tiles exist
-  (claim the pair, its viewer spec);
+  retouch, difference) and face regions (landmarks on the preview), seconds per pair; and the
+  server-side first view once tiles exist (claim the pair, its viewer spec);
 - in Debian's chromium (Playwright, 1440x900), with every pair's tiles ready:
   first view of the 16-bit PNG pair (Start to every fit tile drawn); first 100% tile of the PNG
   and TIFF pairs (the ``z`` key to the first full-resolution tile drawn, and to all of them);
@@ -38,6 +38,7 @@ from authface_core.annotation.config import AnnotationSettings  # noqa: E402
 from authface_core.annotation.reviewers import ReviewerPolicy  # noqa: E402
 from authface_core.annotation.session import Workspace  # noqa: E402
 from tests.annotation.eight_k import make_pair  # noqa: E402
+from tests.annotation.space import free_port  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 PHOTOS = ("gfpgan_Blake_Lively.jpg", "diffbir_Audrey_Hepburn.jpg", "gfpgan_00.jpg", "diffbir_01.jpg")
@@ -111,7 +112,8 @@ def make_shoots(faces: Path, work: Path, jpeg_pairs: int) -> dict[str, Path]:
 
 
 def prepare(workspace: Workspace, shoots: dict[str, Path]) -> dict[str, dict[str, float]]:
-    """Ingest each shoot and make its tiles; seconds per pair, by format."""
+    """Ingest each shoot, make its tiles and find its faces' regions (what the background thread does ahead
+    of the reviewer); seconds per pair, by format."""
     measured = {}
     for fmt, shoot in shoots.items():
         start = time.perf_counter()
@@ -121,9 +123,13 @@ def prepare(workspace: Workspace, shoots: dict[str, Path]) -> dict[str, dict[str
         for pair in report.pairs:
             workspace.cache.pair_tiles(pair)
         tiles_s = (time.perf_counter() - start) / len(report.pairs)
+        start = time.perf_counter()
+        for pair in report.pairs:
+            workspace.cache.regions(pair)
+        regions_s = (time.perf_counter() - start) / len(report.pairs)
         original = Path(report.pairs[0].original_path)
         measured[fmt] = {"file MB (original)": original.stat().st_size / 1e6, "ingest s/pair": ingest_s}
-        measured[fmt]["tiles s/pair"] = tiles_s
+        measured[fmt].update({"tiles s/pair": tiles_s, "face regions s/pair": regions_s})
     return measured
 
 
@@ -209,7 +215,9 @@ def main(argv=None) -> int:
         work = Path(tmp)
         shoots = make_shoots(args.faces, work, args.pairs)
         sources = [str(folder) for folder in shoots.values()]
-        settings = AnnotationSettings(root=str(work / "project"), overlap=3, source_folders=sources)
+        settings = AnnotationSettings(
+            root=str(work / "project"), overlap=3, source_folders=sources, port=free_port()
+        )
         workspace = Workspace.from_settings(settings, prefetch=False)
         per_format = prepare(workspace, shoots)
         for fmt in per_format:

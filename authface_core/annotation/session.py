@@ -58,26 +58,34 @@ field, `U` or `Ctrl+Z` undo, `?` all keys.
 
 @dataclass(frozen=True)
 class PairView:
-    """What the review screen shows for one pair: its tile pyramids, facts, and the geometry notice."""
+    """What the review screen shows for one pair: its tile pyramids, facts, and the geometry notice;
+    and the tiles of the reviewer's next pair when they are made (the page fetches them ahead)."""
 
     pair_id: str
     tiles: PairTiles
     facts_markdown: str
     names: tuple[str, str]
+    upcoming: PairTiles | None = None
 
     def viewer_spec(self, tile_base: str) -> dict:
         """What the page's viewer needs (``annotate/viewer.js``): tile URLs start with ``tile_base``."""
         return {
             "pair": self.pair_id,
             "base": tile_base,
-            "sides": {
-                side: {"key": key, "width": info.width, "height": info.height, "tile": info.tile, "levels": info.levels}
-                for side, (key, info) in self.tiles.sides.items()
-            },
+            "sides": _pyramids(self.tiles),
+            "next": _pyramids(self.upcoming) if self.upcoming else None,
             "names": list(self.names),
             "geometry": self.tiles.geometry.status,
             "notice": self.tiles.geometry.reason or "",
         }
+
+
+def _pyramids(tiles: PairTiles) -> dict:
+    """Each side's pyramid as the viewer reads it."""
+    return {
+        side: {"key": key, "width": info.width, "height": info.height, "tile": info.tile, "levels": info.levels}
+        for side, (key, info) in tiles.sides.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -196,14 +204,16 @@ class Workspace:
         if pair_id is None:
             return None
         pair = self.store.pair(pair_id)
+        upcoming = [self.store.pair(next_id) for next_id in self.store.upcoming(reviewer, PREFETCH_DEPTH, queue=queue)]
         if self.prefetcher is not None:
-            upcoming = self.store.upcoming(reviewer, PREFETCH_DEPTH, queue=queue)
-            self.prefetcher.prefetch(self.store.pair(next_id) for next_id in upcoming)
+            self.prefetcher.prefetch(upcoming)
+        ready = upcoming and all(self.cache.tiles.has(key) for key in pair_tile_keys(upcoming[0]).values())
         return PairView(
             pair_id=pair_id,
             tiles=self.cache.pair_tiles(pair),
             facts_markdown=facts_markdown(pair.facts),
             names=(Path(pair.original_path).name, Path(pair.retouched_path).name),
+            upcoming=self.cache.pair_tiles(upcoming[0]) if ready else None,
         )
 
     def heartbeat(self, reviewer: str, pair_id: str, *, queue: str = "review") -> bool:
