@@ -137,20 +137,21 @@ window.AnnotateViewer = (() => {
       }
       this.notice.textContent = this.spec && this.spec.notice ? `⚠ ${this.spec.notice}` : '';
       this.layout();
-      if (this.spec) this.preload(this.spec, this.spec.next);
+      if (this.spec) this.preload(this.spec, this.spec.next || []);
     }
 
-    // The fit view of the reviewer's next pair, fetched now into the browser's cache: the next key shows it at once.
-    preload(spec, next) {
+    // The fit view of the reviewer's next pairs, fetched now into the browser's cache: the next key shows it at once.
+    preload(spec, upcoming) {
       this.preloaded = [];
-      if (!next) return;
-      const pyramid = next.original;
+      const ids = [];
       const node = this.main.node;
-      const level = levelFor(pyramid, Math.min(node.clientWidth / pyramid.width, node.clientHeight / pyramid.height));
-      const span = pyramid.tile * 2 ** level;
-      const ids = [`${pyramid.key}/${pyramid.levels - 1}/0_0`];
-      for (let row = 0; row < Math.ceil(pyramid.height / span); row++) {
-        for (let column = 0; column < Math.ceil(pyramid.width / span); column++) ids.push(`${pyramid.key}/${level}/${column}_${row}`);
+      for (const {original: pyramid} of upcoming) {
+        const level = levelFor(pyramid, Math.min(node.clientWidth / pyramid.width, node.clientHeight / pyramid.height));
+        const span = pyramid.tile * 2 ** level;
+        ids.push(`${pyramid.key}/${pyramid.levels - 1}/0_0`);
+        for (let row = 0; row < Math.ceil(pyramid.height / span); row++) {
+          for (let column = 0; column < Math.ceil(pyramid.width / span); column++) ids.push(`${pyramid.key}/${level}/${column}_${row}`);
+        }
       }
       for (const id of ids) {
         const img = new Image();

@@ -35,6 +35,8 @@ from .tiles import TileGate, check_key
 UPLOADS_FOLDER = "uploads"
 # How many pairs of a reviewer's queue are prepared ahead on the background thread.
 PREFETCH_DEPTH = 3
+# Next pairs whose fit view the page fetches ahead: two, since another reviewer may take the first.
+AHEAD_IN_PAGE = 2
 # Decisions the filmstrip of a reviewer's history shows, newest first.
 HISTORY_LENGTH = 12
 # Characters markdown would read as syntax in a file name ("|" ends a table cell).
@@ -59,13 +61,13 @@ field, `U` or `Ctrl+Z` undo, `?` all keys.
 @dataclass(frozen=True)
 class PairView:
     """What the review screen shows for one pair: its tile pyramids, facts, and the geometry notice;
-    and the tiles of the reviewer's next pair when they are made (the page fetches them ahead)."""
+    and the tiles of the reviewer's next pairs that are made (the page fetches their fit view ahead)."""
 
     pair_id: str
     tiles: PairTiles
     facts_markdown: str
     names: tuple[str, str]
-    upcoming: PairTiles | None = None
+    upcoming: tuple[PairTiles, ...] = ()
 
     def viewer_spec(self, tile_base: str) -> dict:
         """What the page's viewer needs (``annotate/viewer.js``): tile URLs start with ``tile_base``."""
@@ -73,7 +75,7 @@ class PairView:
             "pair": self.pair_id,
             "base": tile_base,
             "sides": _pyramids(self.tiles),
-            "next": _pyramids(self.upcoming) if self.upcoming else None,
+            "next": [_pyramids(tiles) for tiles in self.upcoming],
             "names": list(self.names),
             "geometry": self.tiles.geometry.status,
             "notice": self.tiles.geometry.reason or "",
@@ -207,13 +209,15 @@ class Workspace:
         upcoming = [self.store.pair(next_id) for next_id in self.store.upcoming(reviewer, PREFETCH_DEPTH, queue=queue)]
         if self.prefetcher is not None:
             self.prefetcher.prefetch(upcoming)
-        ready = upcoming and all(self.cache.tiles.has(key) for key in pair_tile_keys(upcoming[0]).values())
+        ready = [
+            pair for pair in upcoming[:AHEAD_IN_PAGE] if all(map(self.cache.tiles.has, pair_tile_keys(pair).values()))
+        ]
         return PairView(
             pair_id=pair_id,
             tiles=self.cache.pair_tiles(pair),
             facts_markdown=facts_markdown(pair.facts),
             names=(Path(pair.original_path).name, Path(pair.retouched_path).name),
-            upcoming=self.cache.pair_tiles(upcoming[0]) if ready else None,
+            upcoming=tuple(self.cache.pair_tiles(pair) for pair in ready),
         )
 
     def heartbeat(self, reviewer: str, pair_id: str, *, queue: str = "review") -> bool:

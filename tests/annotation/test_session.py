@@ -56,6 +56,17 @@ def test_the_viewer_gets_tiles_and_the_regions_of_every_face(workspace):
         workspace.regions("ben", view.pair_id)  # regions only of the pair on one's own screen
 
 
+def test_the_spec_names_the_next_pairs_tiles_once_they_are_made(workspace):
+    first = workspace.open_next("ana")
+    assert first.viewer_spec("base/")["next"] == []  # no background thread here: not made yet
+    (upcoming,) = workspace.store.upcoming("ana", 1)
+    workspace.cache.pair_tiles(workspace.store.pair(upcoming))
+    again = workspace.open_next("ana")  # the same pair, as a reloaded page gets it
+    assert again.pair_id == first.pair_id
+    (ahead,) = again.viewer_spec("base/")["next"]
+    assert ahead["original"]["key"] == workspace.store.pair(upcoming).original_sha256
+
+
 def test_a_decision_changed_from_the_filmstrip_is_a_new_event(workspace):
     first = workspace.open_next("ana")
     workspace.decide("ana", first.pair_id, "accept", tags=["lighting"], caption="window light")
