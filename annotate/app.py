@@ -8,7 +8,9 @@ for each request (the signed-in Hugging Face user that Gradio reads from its own
 hosted mode, the typed name in local mode), checks the role the callback needs, and turns
 :class:`~authface_core.errors.AuthFaceError` into ``gr.Error``: an endpoint called directly
 (HTTP, ``gradio_client``) is checked exactly like a button. Callbacks return
-``{component: value}``. The page's JS and CSS are ``app.js`` and ``app.css`` beside this file.
+``{component: value}``. The page's JS and CSS are beside this file: ``viewer.js``/``viewer.css``
+(the tiled viewer) and ``app.js``/``app.css`` (keys, layout). The viewer's tiles come from one
+route of the app's own (:func:`tile_route`), checked on every request like the callbacks.
 
 Run ``python -m annotate [PROJECT_FOLDER]``, ``authface-annotate`` or ``python annotate/app.py``;
 ``--help`` lists the settings (``authface_core.annotation.config``).
