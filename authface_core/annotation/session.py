@@ -13,7 +13,6 @@ there): the viewer's tiles reach the browser only through the app's tile route, 
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 import shutil
 import threading
@@ -39,8 +38,8 @@ PREFETCH_DEPTH = 3
 AHEAD_IN_PAGE = 2
 # Decisions the filmstrip of a reviewer's history shows, newest first.
 HISTORY_LENGTH = 12
-# Characters markdown would read as syntax in a file name ("|" ends a table cell).
-_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+# Characters markdown would read as syntax in a file name ("|" ends a table cell, "<" opens a tag, "&" an entity).
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+!|~<>&-])")
 
 REVIEW_GUIDELINES = """\
 **Accept** a pair when the retouch is what a professional would deliver: skin keeps its pores and
@@ -406,8 +405,9 @@ def facts_markdown(facts: dict) -> str:
 
 
 def markdown_text(text: str) -> str:
-    """``text`` shown as itself in Gradio's markdown: HTML escaped, markdown syntax (``|`` too) backslashed."""
-    return _MARKDOWN_SYNTAX.sub(r"\\\1", html.escape(text, quote=True))
+    """``text`` shown as itself in Gradio's markdown: every character markdown or HTML would read as syntax
+    backslashed (CommonMark's escape; an HTML entity would show as typed, quotes included)."""
+    return _MARKDOWN_SYNTAX.sub(r"\\\1", text)
 
 
 def publish_report_markdown(result: PublishResult) -> str:
