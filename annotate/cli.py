@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     on_space = bool(os.environ.get(SPACE_ENV))
     workspace = Workspace.from_settings(settings)
     policy = ReviewerPolicy.from_settings(settings, hosted=hosted)
-    options = launch_options(workspace, settings, on_space=on_space)
+    options = launch_options(workspace, settings, policy, on_space=on_space)
     address = f"{options['server_name'] or os.environ.get('GRADIO_SERVER_NAME', '127.0.0.1')}:{settings.port}"
     logger.info(describe_mode(settings, policy, str(workspace.root), address))
     demo = build_demo(workspace, policy, settings)

@@ -56,8 +56,9 @@ on this Space's allow-lists get in, each with their role.
 
 **Settings** (the Space's variables, read as `ANNOTATE_<NAME>`; `python -m annotate --help` lists them all):
 `ANNOTATE_REVIEWERS`, `ANNOTATE_ADJUDICATORS`, `ANNOTATE_ADMINS` (Hub user names, separated by commas; empty lets
-nobody in), `ANNOTATE_REPO_ID` (the dataset repo), `ANNOTATE_LICENSE`, `ANNOTATE_OVERLAP`, and
-`ANNOTATE_ROOT={root}`. The secret `HF_TOKEN` (write access to the dataset repo) is needed for publishing only.
+nobody in), `ANNOTATE_REPO_ID` (the dataset repo), `ANNOTATE_LICENSE`, `ANNOTATE_OVERLAP`,
+`ANNOTATE_MAX_PIXELS` (largest image read; the default admits a 100 MP file), and `ANNOTATE_ROOT={root}`.
+The secret `HF_TOKEN` (write access to the dataset repo) is needed for publishing only.
 
 **Persistent storage** must be on (the Space's settings): the review store lives in `{root}`, and without it
 every decision not yet published is lost when the Space restarts.

@@ -31,6 +31,8 @@ ENV_PREFIX = "ANNOTATE_"
 SPACE_ENV = "SPACE_ID"
 # Hub repo ids: namespace/name, letters, digits, '-', '_', '.' (huggingface_hub's validate_repo_id rule).
 # A licence id as the Hub lists them (apache-2.0, cc-by-nc-4.0, other): one token, no YAML syntax.
+# The default pixel limit: admits a 100 MP medium-format file (11648x8736 = 101.8 MP) with room to spare.
+DEFAULT_MAX_PIXELS = 120_000_000
 _LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+\-]{0,63}$")
 
 
@@ -73,6 +75,11 @@ class AnnotationSettings:
     )
     private: bool = setting(True, "create the dataset repo private (when it does not exist yet)")
     license: str = setting("other", "licence id written in the dataset card, e.g. cc-by-nc-4.0")
+    max_pixels: Annotated[int, Range(1_000_000, 1_000_000_000)] = setting(
+        DEFAULT_MAX_PIXELS,
+        "largest image ingest and review read, in pixels (a 100 MP camera file is ~102 million); larger files "
+        "are listed as refused",
+    )
     publish_notes: bool = setting(
         False, "publish the reviewers' notes for the team as a column; by default they stay in the project"
     )

@@ -32,6 +32,7 @@ from scipy.fft import dctn
 
 from ..errors import InvalidImageError, PairingError
 from ..io import open_image
+from .geometry import Geometry, check_geometry, upright_size
 from .previews import PreviewCache
 from .store import PairRecord
 
@@ -99,6 +100,7 @@ class FileFacts:
         icc_profile: the embedded colour profile's description, or None (untagged, assumed sRGB).
         camera: EXIF make and model, or None.
         phash: 64-bit perceptual hash as 16 hex digits.
+        orientation: the EXIF orientation tag (1-8), or None when the file has none.
     """
 
     path: str
@@ -112,6 +114,7 @@ class FileFacts:
     icc_profile: str | None
     camera: str | None
     phash: str
+    orientation: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class IngestReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path in the folder, or CSV row; reason)
     unsupported: list[str] = field(default_factory=list)
     duplicates: list[DuplicateGroup] = field(default_factory=list)
+    # byte-identical copies of a pair, reviewed once: (the copy's original, its retouch, the kept pair's original)
+    merged: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def sha256_file(path: Path) -> str:
@@ -167,7 +172,7 @@ def pair_id_for(original_sha256: str, retouched_sha256: str) -> str:
 def describe_file(path: Path, previews: PreviewCache) -> FileFacts:
     """Hash and describe one file, caching its screen preview; raises InvalidImageError if unreadable."""
     sha256 = sha256_file(path)
-    with open_image(path) as image:
+    with open_image(path, max_pixels=previews.max_pixels) as image:
         facts = dict(
             path=str(path.resolve()),
             sha256=sha256,
@@ -179,9 +184,21 @@ def describe_file(path: Path, previews: PreviewCache) -> FileFacts:
             bit_depth=_bit_depth(image, path),
             icc_profile=_icc_description(image.info.get("icc_profile")),
             camera=_camera(image),
+            orientation=_exif(image).get(ExifTags.Base.Orientation),
         )
     preview = previews.screen_rgb(path, sha256)
     return FileFacts(**facts, phash=f"{perceptual_hash(preview):016x}")
+
+
+def pair_geometry(original: FileFacts, retouched: FileFacts, previews: PreviewCache) -> Geometry:
+    """How the retouch maps onto the original's frame, from both (cached) screen previews (``geometry.py``)."""
+    return check_geometry(
+        previews.screen_rgb(original.path, original.sha256),
+        previews.screen_rgb(retouched.path, retouched.sha256),
+        upright_size(original.width, original.height, original.orientation),
+        upright_size(retouched.width, retouched.height, retouched.orientation),
+        (original.orientation, retouched.orientation),
+    )
 
 
 def inside_folder(root: Path, path: str | Path) -> Path | None:
@@ -301,7 +318,11 @@ def ingest_folder(
             retouched_path=facts[retouched].path,
             original_sha256=facts[original].sha256,
             retouched_sha256=facts[retouched].sha256,
-            facts={"original": asdict(facts[original]), "retouched": asdict(facts[retouched])},
+            facts={
+                "original": asdict(facts[original]),
+                "retouched": asdict(facts[retouched]),
+                "geometry": pair_geometry(facts[original], facts[retouched], previews).as_facts(),
+            },
         )
         for original, retouched in candidates
         if original in facts and retouched in facts
@@ -310,8 +331,11 @@ def ingest_folder(
     paired = {path for pair in candidates if all(side in facts for side in pair) for path in pair}
     unmatched = sorted(set(unmatched) | {path for path in facts if path not in paired})
     unique: dict[str, PairRecord] = {}
-    for pair in pairs:  # byte-identical copies of a pair are one pair (reported in duplicates)
-        unique.setdefault(pair.pair_id, pair)
+    merged = []
+    for pair in pairs:  # byte-identical copies of a pair are one pair (reported as merged)
+        kept = unique.setdefault(pair.pair_id, pair)
+        if kept is not pair:
+            merged.append((pair.original_path, pair.retouched_path, kept.original_path))
     pairs = list(unique.values())
     own_retouch = {frozenset((pair.original_path, pair.retouched_path)) for pair in pairs}
     duplicates = [
@@ -326,6 +350,7 @@ def ingest_folder(
         rejected=rejected,
         unsupported=unsupported,
         duplicates=duplicates,
+        merged=merged,
     )
 
 
@@ -413,13 +438,18 @@ def _icc_description(icc: bytes | None) -> str | None:
         return "unreadable profile"
 
 
-def _camera(image: Image.Image) -> str | None:
-    """EXIF make and model, from the header only (PIL's PNG getexif() would decode the whole image)."""
+def _exif(image: Image.Image) -> Image.Exif:
+    """The EXIF tags, from the header only (PIL's PNG getexif() would decode the whole image)."""
     if image.format == "PNG":
         exif = Image.Exif()
         if image.info.get("exif"):
             exif.load(image.info["exif"])
-    else:
-        exif = image.getexif()
+        return exif
+    return image.getexif()
+
+
+def _camera(image: Image.Image) -> str | None:
+    """EXIF make and model."""
+    exif = _exif(image)
     parts = [str(exif.get(tag, "")).strip("\x00 ") for tag in (ExifTags.Base.Make, ExifTags.Base.Model)]
     return " ".join(part for part in parts if part) or None

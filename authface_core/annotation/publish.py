@@ -134,6 +134,7 @@ def dataset_features(publish_notes: bool = False):
             "decided_at": string,
             "tags": datasets.List(string),
             "caption": string,
+            "reject_reasons": datasets.List(string),
             **note,
         }
     )
@@ -171,10 +172,9 @@ def pair_row(store: ReviewStore, pair_id: str, publish_notes: bool = False) -> d
     """
     pair = store.pair(pair_id)
     final = store.final_decision(pair_id)
+    decisions = store.decisions(pair_id=pair_id)
     agreeing = [
-        recorded.decision.reviewer
-        for recorded in store.decisions(pair_id=pair_id)
-        if recorded.decision.verdict == final.decision.verdict
+        recorded.decision.reviewer for recorded in decisions if recorded.decision.verdict == final.decision.verdict
     ]
     row = {"pair_id": pair_id}
     for side, path, sha in (
@@ -193,6 +193,8 @@ def pair_row(store: ReviewStore, pair_id: str, publish_notes: bool = False) -> d
         decided_at=datetime.fromtimestamp(final.decided_at, UTC).isoformat(),
         tags=list(final.decision.tags),
         caption=final.decision.caption,
+        # what any reviewer of the pair rejected it for (a pair accepted after a dispute keeps them)
+        reject_reasons=sorted({reason for recorded in decisions for reason in recorded.decision.reasons}),
     )
     if publish_notes:
         row["note"] = final.decision.note
@@ -246,7 +248,9 @@ def render_card(store: ReviewStore, config: PublishConfig) -> str:
 Pairs of an original photograph and its professional retouch, reviewed by photographers with the
 AuthFace Studio annotation tool. Images are the original files, byte for byte (`original`,
 `retouched`: `datasets.Image`), with their SHA-256, sizes and formats, the settling reviewer, the
-time, photographic attribute tags (lighting, skin texture, sharpness, makeup), {columns}.
+time, photographic attribute tags (lighting, skin texture, sharpness, makeup), the reasons any
+reviewer gave for rejecting the retouch (`reject_reasons`: plastic skin, halo, cloning, identity
+change, colour shift, other; a pair accepted after a dispute keeps them), {columns}.
 
 ## Counts
 

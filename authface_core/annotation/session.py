@@ -4,37 +4,42 @@ Every callback of ``annotate/app.py`` is one call here, so the whole screen logi
 next, what a key press records, what the counters say) is testable without a browser. Reviewer
 names arrive here already identified and normalised (``reviewers.py``).
 
-Files the web server may hand to a browser are never the project's own: previews and crops are
-handed out as links (or copies) in a folder outside the project (:class:`HandOut`), so the server
-needs no access to the project folder, where the review database and the originals live.
+Gradio's file routes serve nothing of the project (the review database and the originals live
+there): the viewer's tiles reach the browser only through the app's tile route, which asks
+:meth:`Workspace.tile_file` for a checked key of this project's pairs, with a token that
+:meth:`Workspace.tile_token` issued to a person holding a role (``tiles.TileGate``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import re
 import shutil
-import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DecisionRefusedError, PairingError
-from .config import AnnotationSettings
+from .config import DEFAULT_MAX_PIXELS, AnnotationSettings
+from .geometry import Geometry
 from .ingest import IngestReport, NamingRule, ingest_folder, sha256_file
-from .previews import CropSet, Prefetcher, PreviewCache, RegionCrop
+from .previews import FaceRegions, PairTiles, Prefetcher, PreviewCache, pair_tile_keys
 from .publish import PublishConfig, PublishResult, publish
 from .store import DEFAULT_LOCK_SECONDS, Decision, RecordedDecision, ReviewStore
+from .tiles import TileGate, check_key
 
 # Uploaded files land here, one folder per upload (named by its content), so that no upload ever
 # overwrites another and a new original is never paired with an older upload's retouch.
 UPLOADS_FOLDER = "uploads"
 # How many pairs of a reviewer's queue are prepared ahead on the background thread.
 PREFETCH_DEPTH = 3
-# Handed-out files kept at once: far more than the previews and crops of the requests in flight.
-HAND_OUT_KEEP = 256
+# Next pairs whose fit view the page fetches ahead: two, since another reviewer may take the first.
+AHEAD_IN_PAGE = 2
+# Decisions the filmstrip of a reviewer's history shows, newest first.
+HISTORY_LENGTH = 12
+# Characters markdown would read as syntax in a file name ("|" ends a table cell, "<" opens a tag, "&" an entity).
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+!|~<>&-])")
 
 REVIEW_GUIDELINES = """\
 **Accept** a pair when the retouch is what a professional would deliver: skin keeps its pores and
@@ -46,67 +51,68 @@ cloning, changed identity (face shape, eye colour), or an original that is itsel
 Tag the attributes the retouch changed: lighting, skin texture, sharpness, makeup. The caption
 describes the photo (subject, light, lens look); the note is for the team.
 
-Keys: `A` accept, `R` reject, `S` skip, `F` flip original/retouch, `U` or `Ctrl+Z` undo.
+Keys: `A` accept, `R` reject, `S` skip, `F` flip original/retouch, `D` difference, `B` side by side,
+`Z` fit/100%/200%, `+`/`-` zoom, `L` loupe, `1`-`4` attribute tags, `C` caption, `Esc` leaves a text
+field, `U` or `Ctrl+Z` undo, `?` all keys.
 """
 
 
 @dataclass(frozen=True)
 class PairView:
-    """What the review screen shows for one pair (previews as handed-out files)."""
+    """What the review screen shows for one pair: its tile pyramids, facts, and the geometry notice;
+    and the tiles of the reviewer's next pairs that are made (the page fetches their fit view ahead)."""
 
     pair_id: str
-    original_preview: Path
-    retouched_preview: Path
+    tiles: PairTiles
     facts_markdown: str
+    names: tuple[str, str]
+    upcoming: tuple[PairTiles, ...] = ()
+
+    def viewer_spec(self, tile_base: str) -> dict:
+        """What the page's viewer needs (``annotate/viewer.js``): tile URLs start with ``tile_base``."""
+        return {
+            "pair": self.pair_id,
+            "base": tile_base,
+            "sides": _pyramids(self.tiles),
+            "next": [_pyramids(tiles) for tiles in self.upcoming],
+            "names": list(self.names),
+            "geometry": self.tiles.geometry.status,
+            "notice": self.tiles.geometry.reason or "",
+        }
 
 
-class HandOut:
-    """A folder outside the project holding the files the web server may send: hard links to (or
-    copies of) previews and crops, named by what they show, made when first handed out.
+def _pyramids(tiles: PairTiles) -> dict:
+    """Each side's pyramid as the viewer reads it."""
+    return {
+        side: {"key": key, "width": info.width, "height": info.height, "tile": info.tile, "levels": info.levels}
+        for side, (key, info) in tiles.sides.items()
+    }
 
-    The web server copies each file it is given into its own cache at once, so only the ``keep``
-    most recently handed-out files are kept (a Space's project on /data and /tmp are different
-    disks: there they are copies). Safe to share between threads.
-    """
 
-    def __init__(self, keep: int = HAND_OUT_KEEP):
-        self.folder = Path(tempfile.mkdtemp(prefix="annotate-hand-out-"))
-        self.keep = keep
-        self._recent: OrderedDict[str, None] = OrderedDict()  # names, least recently handed out first
-        self._guard = threading.Lock()
+@dataclass(frozen=True)
+class HistoryItem:
+    """One decision of the filmstrip: what it was, on which pair (named by its original's file)."""
 
-    def file(self, path: Path, name: str) -> Path:
-        """``path`` as ``<folder>/<name>``; ``name`` must identify the content (a hash, a pair id)."""
-        target = self.folder / name
-        with self._guard:
-            if not target.exists():
-                partial = self.folder / f".{name}.partial"
-                try:
-                    os.link(path, partial)
-                except OSError:  # another file system, or links not allowed
-                    shutil.copyfile(path, partial)
-                partial.replace(target)
-            self._recent[name] = None
-            self._recent.move_to_end(name)
-            while len(self._recent) > self.keep:
-                stale, _ = self._recent.popitem(last=False)
-                (self.folder / stale).unlink(missing_ok=True)
-        return target
-
-    def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+    decision_id: str
+    pair_id: str
+    name: str
+    verdict: str
+    reasons: tuple[str, ...]
+    caption: str
 
 
 class Workspace:
     """The store, the preview cache and the prefetcher of one annotation project folder.
 
     Args:
-        root: project folder; holds ``review.sqlite``, ``previews/`` and ``uploads/``.
+        root: project folder; holds ``review.sqlite``, ``previews/`` (with the tiles), ``uploads/`` and
+            ``tile-secret``.
         overlap: decisions needed per pair (see :class:`ReviewStore`).
         lock_seconds: how long an open pair stays reserved without a heartbeat.
         source_folders: server folders the admin may ingest from (besides uploads).
         repo_id: the dataset repo the project publishes to (its count is the "published" counter).
-        prefetch: prepare previews and crops of upcoming pairs on a background thread.
+        prefetch: prepare tiles and regions of upcoming pairs on a background thread.
+        max_pixels: the largest image read.
     """
 
     def __init__(
@@ -118,14 +124,17 @@ class Workspace:
         source_folders: Sequence[str] = (),
         repo_id: str | None = None,
         prefetch: bool = True,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ):
         self.root = Path(root).resolve()
         self.store = ReviewStore(self.root / "review.sqlite", overlap=overlap, lock_seconds=lock_seconds)
-        self.cache = PreviewCache(self.root / "previews")
+        self.cache = PreviewCache(self.root / "previews", max_pixels=max_pixels)
         self.sources = {name: Path(name).resolve() for name in source_folders}
         self.repo_id = repo_id
         self.prefetcher = Prefetcher(self.cache) if prefetch else None
-        self.hand_out = HandOut()
+        self.gate = TileGate(self.root / "tile-secret")
+        self._served_keys: frozenset[str] = frozenset()
+        self._served_guard = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: AnnotationSettings, *, prefetch: bool = True) -> Workspace:
@@ -136,6 +145,7 @@ class Workspace:
             source_folders=settings.source_folders,
             repo_id=settings.repo_id,
             prefetch=prefetch,
+            max_pixels=settings.max_pixels,
         )
 
     # -- ingest (admins) ----------------------------------------------------------------------
@@ -150,7 +160,8 @@ class Workspace:
         """Ingest the configured source folder named ``source``; returns the report and how many pairs were new.
 
         Only the configured folders can be named: a path sent by a client is never opened. Screen
-        previews are made during ingest; crops follow on the background thread.
+        previews and the geometry check are made during ingest; tiles and regions follow on the
+        background thread.
         """
         if source not in self.sources:
             raise PairingError(f"{source!r} is not one of this project's source folders")
@@ -188,23 +199,25 @@ class Workspace:
 
     # -- review --------------------------------------------------------------------------------
     def open_next(self, reviewer: str, *, queue: str = "review") -> PairView | None:
-        """Lock the reviewer's next pair and return its view (None when the queue is empty)."""
+        """Lock the reviewer's next pair and return its view (None when the queue is empty); its tiles
+        are made now if the background thread has not made them yet."""
         pair_id = self.store.claim_next(reviewer, queue=queue)
         if pair_id is None:
             return None
         pair = self.store.pair(pair_id)
-        originals = zip(self.cache.pair_screen_paths(pair), (pair.original_sha256, pair.retouched_sha256), strict=True)
-        original_preview, retouched_preview = (self.hand_out.file(path, f"{sha}.jpg") for path, sha in originals)
-        view = PairView(
-            pair_id=pair_id,
-            original_preview=original_preview,
-            retouched_preview=retouched_preview,
-            facts_markdown=facts_markdown(pair.facts),
-        )
+        upcoming = [self.store.pair(next_id) for next_id in self.store.upcoming(reviewer, PREFETCH_DEPTH, queue=queue)]
         if self.prefetcher is not None:
-            upcoming = self.store.upcoming(reviewer, PREFETCH_DEPTH, queue=queue)
-            self.prefetcher.prefetch([pair, *(self.store.pair(next_id) for next_id in upcoming)])
-        return view
+            self.prefetcher.prefetch(upcoming)
+        ready = [
+            pair for pair in upcoming[:AHEAD_IN_PAGE] if all(map(self.cache.tiles.has, pair_tile_keys(pair).values()))
+        ]
+        return PairView(
+            pair_id=pair_id,
+            tiles=self.cache.pair_tiles(pair),
+            facts_markdown=facts_markdown(pair.facts),
+            names=(Path(pair.original_path).name, Path(pair.retouched_path).name),
+            upcoming=tuple(self.cache.pair_tiles(pair) for pair in ready),
+        )
 
     def heartbeat(self, reviewer: str, pair_id: str, *, queue: str = "review") -> bool:
         """Renew the reviewer's lock on the pair on their screen; False when it was lost to someone else."""
@@ -217,21 +230,35 @@ class Workspace:
             return f"{waiting} pair(s) of the {queue} queue are open on other reviewers' screens; try again shortly."
         return f"Nothing left in the {queue} queue for {reviewer}."
 
-    def crops(self, reviewer: str, pair_id: str) -> CropSet:
-        """The 100% eye and mouth crops of the pair open on ``reviewer``'s screen, as handed-out files
-        (waits for the background job when it is running)."""
+    def regions(self, reviewer: str, pair_id: str) -> FaceRegions:
+        """The 100% regions of every face of the pair open on ``reviewer``'s screen (waits for the
+        background job when it is running)."""
         if self.store.held_by(reviewer) != pair_id:
             raise DecisionRefusedError(f"pair {pair_id} is not open on {reviewer}'s screen")
-        crop_set = self.cache.crops(self.store.pair(pair_id))
-        crops = tuple(
-            RegionCrop(
-                crop.region,
-                self.hand_out.file(crop.original, f"{pair_id}-original-{crop.region}.png"),
-                self.hand_out.file(crop.retouched, f"{pair_id}-retouched-{crop.region}.png"),
-            )
-            for crop in crop_set.crops
-        )
-        return CropSet(crops, crop_set.problem)
+        return self.cache.regions(self.store.pair(pair_id))
+
+    def tile_token(self, person: str) -> str:
+        """The tile token of ``person`` (already checked by the caller): the same for every page of theirs."""
+        return self.gate.token(person)
+
+    def tile_file(self, token: str, key: str, level: int, column: int, row: int) -> tuple[str | None, Path | None]:
+        """(the token's person, the tile's file): None for a token this project did not issue, or for a
+        tile that is not one of this project's pairs. Only a checked hex key and integers make the path."""
+        person = self.gate.person(token)
+        if person is None:
+            return None, None
+        try:
+            check_key(key)
+        except ValueError:
+            return person, None
+        if key not in self._served_keys:
+            with self._served_guard:  # a new ingest since the last look: read the pairs again
+                self._served_keys = frozenset(
+                    key for pair in self.store.pairs() for key in pair_tile_keys(pair).values()
+                )
+            if key not in self._served_keys:
+                return person, None
+        return person, self.cache.tiles.tile_file(key, level, column, row)
 
     def decide(
         self,
@@ -243,6 +270,7 @@ class Workspace:
         tags=(),
         caption: str = "",
         note: str = "",
+        reasons=(),
     ) -> RecordedDecision:
         """Record a decision; its role is the queue it came from ('review' or 'adjudication')."""
         decision = Decision(
@@ -253,8 +281,43 @@ class Workspace:
             tags=tuple(tags),
             caption=caption.strip(),
             note=note.strip(),
+            reasons=tuple(reasons) if verdict == "reject" else (),
         )
         return self.store.record(decision)
+
+    def history(self, reviewer: str, limit: int = HISTORY_LENGTH) -> list[HistoryItem]:
+        """The reviewer's latest active accepts and rejects, newest first (the filmstrip)."""
+        recent = [d for d in self.store.decisions(reviewer=reviewer) if d.decision.verdict != "skip"][-limit:]
+        return [
+            HistoryItem(
+                decision_id=recorded.decision.decision_id,
+                pair_id=recorded.decision.pair_id,
+                name=Path(self.store.pair(recorded.decision.pair_id).original_path).name,
+                verdict=recorded.decision.verdict,
+                reasons=recorded.decision.reasons,
+                caption=recorded.decision.caption,
+            )
+            for recorded in reversed(recent)
+        ]
+
+    def change(self, reviewer: str, decision_id: str, verdict: str, *, reasons=()) -> RecordedDecision:
+        """Change one of the reviewer's decisions from the filmstrip: a new decision replaces it (an event;
+        tags, caption and note are kept)."""
+        old = next((d for d in self.store.decisions(reviewer=reviewer) if d.decision.decision_id == decision_id), None)
+        if old is None:
+            raise DecisionRefusedError(f"{reviewer} has no active decision {decision_id} to change")
+        previous = old.decision
+        revised = Decision(
+            pair_id=previous.pair_id,
+            reviewer=reviewer,
+            verdict=verdict,
+            role=previous.role,
+            tags=previous.tags,
+            caption=previous.caption,
+            note=previous.note,
+            reasons=tuple(reasons) if verdict == "reject" else (),
+        )
+        return self.store.revise(decision_id, revised)
 
     def undo(self, reviewer: str) -> RecordedDecision | None:
         """Undo the reviewer's last decision; the pair becomes theirs again."""
@@ -299,10 +362,9 @@ class Workspace:
         return publish(self.store, config, token=token, progress=progress)
 
     def close(self) -> None:
-        """Stop the background preview thread (waits for the pair it is preparing); drop handed-out files."""
+        """Stop the background preview thread (waits for the pair it is preparing)."""
         if self.prefetcher is not None:
             self.prefetcher.shutdown()
-        self.hand_out.close()
 
 
 def _copy_without_overwriting(file: Path, folder: Path) -> Path:
@@ -325,18 +387,27 @@ def facts_markdown(facts: dict) -> str:
         ("Size", lambda f: f"{f['width']}×{f['height']}"),
         ("Format", lambda f: f"{f['format']} ({f['mode']})"),
         ("Bit depth", lambda f: f"{f['bit_depth']}-bit"),
-        ("Colour profile", lambda f: f["icc_profile"] or "none (sRGB assumed)"),
-        ("Camera", lambda f: f["camera"] or "–"),
-        ("File", lambda f: f"{Path(f['path']).name} · {f['size_bytes'] / 1e6:.1f} MB"),
+        ("Colour profile", lambda f: markdown_text(f["icc_profile"] or "none (sRGB assumed)")),
+        ("Camera", lambda f: markdown_text(f["camera"] or "–")),
+        ("File", lambda f: f"{markdown_text(Path(f['path']).name)} · {f['size_bytes'] / 1e6:.1f} MB"),
     ]
     original, retouched = facts.get("original"), facts.get("retouched")
     if not (original and retouched):
         return "_No facts recorded for this pair._"
     table = ["| | Original | Retouch |", "|---|---|---|"]
     table += [f"| {label} | {show(original)} | {show(retouched)} |" for label, show in rows]
+    geometry = Geometry.from_facts(facts.get("geometry"))
+    if geometry.reason:
+        table.append(f"\n⚠️ Frame: {markdown_text(geometry.reason)}.")
     if facts.get("duplicate_of"):
         table.append(f"\n⚠️ Same photo as pair(s) {', '.join(facts['duplicate_of'])} (duplicate or near duplicate).")
     return "\n".join(table)
+
+
+def markdown_text(text: str) -> str:
+    """``text`` shown as itself in Gradio's markdown: every character markdown or HTML would read as syntax
+    backslashed (CommonMark's escape; an HTML entity would show as typed, quotes included)."""
+    return _MARKDOWN_SYNTAX.sub(r"\\\1", text)
 
 
 def publish_report_markdown(result: PublishResult) -> str:
@@ -347,29 +418,48 @@ def publish_report_markdown(result: PublishResult) -> str:
     ]
     if result.refused:
         lines.append(f"\n**Not published: files changed since review** ({len(result.refused)})")
-        lines += [f"- pair {pair_id}: {why}" for pair_id, why in result.refused]
+        lines += [f"- pair {pair_id}: {markdown_text(why)}" for pair_id, why in result.refused]
     return "\n".join(lines)
 
 
 def ingest_report_markdown(report: IngestReport, added: int) -> str:
-    """The ingest summary: every file is accounted for, problems first."""
+    """The ingest summary: every file is accounted for, problems first, one line per problem, names escaped."""
     lines = [f"**{len(report.pairs)} pairs found, {added} new.**"]
     sections = [
-        ("Refused or unreadable", [f"{what}: {reason}" for what, reason in report.rejected]),
-        ("Without a partner", [Path(path).name for path in report.unmatched]),
-        ("Unsupported formats (JPEG, PNG, TIFF only)", [Path(path).name for path in report.unsupported]),
-        (
-            "Duplicates",
-            [
-                f"{group.kind}: "
-                + " = ".join(Path(path).name for path in group.paths)
-                + (f" ({group.distance_bits} bits apart)" if group.kind == "near" else "")
-                for group in report.duplicates
-            ],
-        ),
+        ("Refused or unreadable", [markdown_text(f"{what}: {reason}") for what, reason in report.rejected]),
+        ("Without a partner", [markdown_text(Path(path).name) for path in report.unmatched]),
+        ("Unsupported formats (JPEG, PNG, TIFF only)", [markdown_text(Path(path).name) for path in report.unsupported]),
+        ("Duplicates", duplicate_lines(report)),
     ]
     for title, items in sections:
         if items:
             lines.append(f"\n**{title}** ({len(items)})")
             lines += [f"- {item}" for item in items]
     return "\n".join(lines)
+
+
+def duplicate_lines(report: IngestReport) -> list[str]:
+    """One line per duplicated photo: a merged byte-identical pair, or pairs (or loose files) showing the
+    same photo, however many of their files matched (an original and its retouch match each other too)."""
+    owner = {}  # file -> the pair it belongs to (a merged copy: the pair it was merged into)
+    for pair in report.pairs:
+        name = f"pair {Path(pair.original_path).name}"
+        owner[pair.original_path] = owner[pair.retouched_path] = name
+    lines = []
+    for copy, copy_retouch, kept in report.merged:
+        owner[copy] = owner[copy_retouch] = f"pair {Path(kept).name}"
+        lines.append(
+            f"{markdown_text(Path(copy).name)} and its retouch: exact copies of pair "
+            f"{markdown_text(Path(kept).name)}, merged into it (reviewed once)"
+        )
+    closest: dict[frozenset[str], tuple[str, int]] = {}
+    for group in report.duplicates:
+        owners = frozenset(owner.get(path, Path(path).name) for path in group.paths)
+        if len(owners) < 2:
+            continue  # within one pair, or a merged copy already said
+        kind, bits = closest.get(owners, ("near", 64))
+        closest[owners] = ("exact", 0) if "exact" in (kind, group.kind) else ("near", min(bits, group.distance_bits))
+    for owners, (kind, bits) in closest.items():
+        what = "exact copies" if kind == "exact" else f"the same photo (near duplicates, {bits} bits apart)"
+        lines.append(f"{' = '.join(markdown_text(name) for name in sorted(owners))}: {what}")
+    return lines

@@ -44,6 +44,8 @@ VERDICTS = ("accept", "reject", "skip")
 ROLES = ("review", "adjudication")
 # The photographic attributes the AuthFace paper captions (lighting, skin texture, sharpness, makeup).
 PHOTO_ATTRIBUTES = ("lighting", "skin texture", "sharpness", "makeup")
+# Why a retouch is rejected, as the reviewer picks it: the faults the review guidelines name.
+REJECT_REASONS = ("plastic skin", "halo", "cloning", "identity change", "colour shift", "other")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pairs(
@@ -66,7 +68,8 @@ CREATE TABLE IF NOT EXISTS decisions(
     caption TEXT NOT NULL,
     note TEXT NOT NULL,
     decided_at REAL NOT NULL,
-    undone_at REAL
+    undone_at REAL,
+    reasons TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS decisions_by_pair ON decisions(pair_id);
 CREATE UNIQUE INDEX IF NOT EXISTS one_decision_per_person ON decisions(pair_id, reviewer)
@@ -97,7 +100,7 @@ CREATE TABLE IF NOT EXISTS shard_rows(
 """
 
 # The columns _recorded_from_row reads, in its order.
-_DECISION_COLUMNS = "pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at"
+_DECISION_COLUMNS = "pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at, reasons"
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class Decision:
         tags: photographic attributes, e.g. ``("lighting", "makeup")``.
         caption, note: free text.
         decision_id: made by the client once per click, so that a retried request is recorded once.
+        reasons: why a reject rejects, from ``REJECT_REASONS`` (only a reject has reasons).
     """
 
     pair_id: str
@@ -149,6 +153,7 @@ class Decision:
     caption: str = ""
     note: str = ""
     decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    reasons: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -159,6 +164,13 @@ class Decision:
         if self.role == "adjudication" and self.verdict == "skip":
             raise ValueError("an adjudication must accept or reject, not skip")
         object.__setattr__(self, "tags", tuple(sorted({tag.strip() for tag in self.tags if tag.strip()})))
+        reasons = tuple(reason for reason in REJECT_REASONS if reason in set(self.reasons))  # the list's order
+        unknown = set(self.reasons) - set(REJECT_REASONS)
+        if unknown:
+            raise ValueError(f"reject reasons must be among {REJECT_REASONS}, got {sorted(unknown)}")
+        if reasons and self.verdict != "reject":
+            raise ValueError(f"only a reject has reject reasons, not {self.verdict!r}")
+        object.__setattr__(self, "reasons", reasons)
 
 
 @dataclass(frozen=True)
@@ -270,6 +282,9 @@ class ReviewStore:
                     "publish from a new project folder (decisions can be copied with sqlite3)"
                 )
             connection.executescript(_SCHEMA)
+            decision_columns = {row[1] for row in connection.execute("PRAGMA table_info(decisions)")}
+            if "reasons" not in decision_columns:  # a store made before reject reasons: every old decision has none
+                connection.execute("ALTER TABLE decisions ADD COLUMN reasons TEXT NOT NULL DEFAULT '[]'")
 
     # -- connections -------------------------------------------------------------------------
     @contextmanager
@@ -330,6 +345,15 @@ class ReviewStore:
         if row is None:
             raise PairNotFoundError(pair_id)
         return PairRecord(*row[:5], facts=json.loads(row[5]))
+
+    def pairs(self) -> list[PairRecord]:
+        """Every pair in ingest order, in one query."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT pair_id, original_path, retouched_path, original_sha256, retouched_sha256, facts"
+                " FROM pairs ORDER BY seq"
+            ).fetchall()
+        return [PairRecord(*row[:5], facts=json.loads(row[5])) for row in rows]
 
     def pair_ids(self) -> list[str]:
         """Every pair id in ingest order."""
@@ -466,27 +490,32 @@ class ReviewStore:
             existing = self._decision_row(connection, decision.decision_id)
             if existing is not None:
                 return existing
-            self._check_can_decide(connection, decision)
-            now = self.clock()
-            connection.execute(
-                "INSERT INTO decisions(decision_id, pair_id, reviewer, verdict, role, tags, caption, note, decided_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    decision.decision_id,
-                    decision.pair_id,
-                    decision.reviewer,
-                    decision.verdict,
-                    decision.role,
-                    json.dumps(list(decision.tags)),
-                    decision.caption,
-                    decision.note,
-                    now,
-                ),
-            )
-            connection.execute(
-                "DELETE FROM locks WHERE pair_id = ? AND reviewer = ?", (decision.pair_id, decision.reviewer)
-            )
-            return RecordedDecision(decision, now, None)
+            return self._insert(connection, decision)
+
+    def _insert(self, connection, decision: Decision) -> RecordedDecision:
+        """Check and insert ``decision`` inside the caller's write transaction; release the reviewer's lock."""
+        self._check_can_decide(connection, decision)
+        now = self.clock()
+        connection.execute(
+            "INSERT INTO decisions(decision_id, pair_id, reviewer, verdict, role, tags, caption, note, decided_at,"
+            " reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                decision.decision_id,
+                decision.pair_id,
+                decision.reviewer,
+                decision.verdict,
+                decision.role,
+                json.dumps(list(decision.tags)),
+                decision.caption,
+                decision.note,
+                now,
+                json.dumps(list(decision.reasons)),
+            ),
+        )
+        connection.execute(
+            "DELETE FROM locks WHERE pair_id = ? AND reviewer = ?", (decision.pair_id, decision.reviewer)
+        )
+        return RecordedDecision(decision, now, None)
 
     def _check_can_decide(self, connection, decision: Decision) -> None:
         """Raise :class:`DecisionRefusedError` (or :class:`PairNotFoundError`) when ``record`` must refuse."""
@@ -549,6 +578,22 @@ class ReviewStore:
             )
             return RecordedDecision(recorded.decision, recorded.decided_at, now)
 
+    def revise(self, decision_id: str, revised: Decision) -> RecordedDecision:
+        """Replace one of a reviewer's active decisions by ``revised`` (the filmstrip's "change"), atomically.
+
+        A new event, never a rewrite: the old decision is stamped ``undone_at`` and ``revised`` is
+        recorded after it, under the same rules as :meth:`record` (refused when the pair is published,
+        held by another reviewer, or settled meanwhile; then nothing changes).
+        """
+        with self._write() as connection:
+            old = self._decision_row(connection, decision_id)
+            if old is None or old.decision.reviewer != revised.reviewer or old.undone_at is not None:
+                raise DecisionRefusedError(f"{revised.reviewer} has no active decision {decision_id} to change")
+            if old.decision.pair_id != revised.pair_id or old.decision.role != revised.role:
+                raise DecisionRefusedError("a changed decision keeps its pair and its queue")
+            connection.execute("UPDATE decisions SET undone_at = ? WHERE decision_id = ?", (self.clock(), decision_id))
+            return self._insert(connection, revised)
+
     def _decision_row(self, connection, decision_id: str) -> RecordedDecision | None:
         """The stored decision ``decision_id``, or None when it was never recorded."""
         row = connection.execute(
@@ -556,14 +601,17 @@ class ReviewStore:
         ).fetchone()
         return None if row is None else _recorded_from_row(row)
 
-    def decisions(self, *, pair_id: str | None = None, include_undone: bool = False) -> list[RecordedDecision]:
-        """Decisions in the order they were made, optionally for one pair."""
+    def decisions(
+        self, *, pair_id: str | None = None, reviewer: str | None = None, include_undone: bool = False
+    ) -> list[RecordedDecision]:
+        """Decisions in the order they were made, optionally for one pair or one reviewer."""
         query = (
             f"SELECT {_DECISION_COLUMNS} FROM decisions"
-            " WHERE (? IS NULL OR pair_id = ?) AND (? OR undone_at IS NULL) ORDER BY rowid"
+            " WHERE (? IS NULL OR pair_id = ?) AND (? IS NULL OR reviewer = ?) AND (? OR undone_at IS NULL)"
+            " ORDER BY rowid"
         )
         with self._connect() as connection:
-            rows = connection.execute(query, (pair_id, pair_id, include_undone)).fetchall()
+            rows = connection.execute(query, (pair_id, pair_id, reviewer, reviewer, include_undone)).fetchall()
         return [_recorded_from_row(row) for row in rows]
 
     # -- states, counters, statistics --------------------------------------------------------
@@ -743,7 +791,7 @@ class ReviewStore:
 
 def _recorded_from_row(row) -> RecordedDecision:
     """A :class:`RecordedDecision` from a row of ``_DECISION_COLUMNS``."""
-    pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at = row
+    pair_id, reviewer, verdict, role, tags, caption, note, decision_id, decided_at, undone_at, reasons = row
     decision = Decision(
         pair_id=pair_id,
         reviewer=reviewer,
@@ -753,5 +801,6 @@ def _recorded_from_row(row) -> RecordedDecision:
         caption=caption,
         note=note,
         decision_id=decision_id,
+        reasons=tuple(json.loads(reasons)),
     )
     return RecordedDecision(decision, decided_at, undone_at)

@@ -42,11 +42,13 @@ def test_build_demo_does_not_launch_and_every_callback_is_checked(workspace):
 
 
 def test_local_mode_listens_on_this_machine_only_and_serves_no_project_file(workspace):
-    options = launch_options(workspace, AnnotationSettings(port=7911), on_space=False)
+    policy = ReviewerPolicy()
+    options = launch_options(workspace, AnnotationSettings(port=7911), policy, on_space=False)
     assert (options["server_name"], options["server_port"], options["run_history"]) == ("127.0.0.1", 7911, False)
     assert "allowed_paths" not in options
     assert set(options["blocked_paths"]) == {str(workspace.root), *map(str, workspace.sources.values())}
-    assert launch_options(workspace, AnnotationSettings(), on_space=True)["server_name"] is None  # the Space's own
+    assert launch_options(workspace, AnnotationSettings(), policy, on_space=True)["server_name"] is None  # the Space's
+    assert [route.path for route in options["app_kwargs"]["routes"]] == ["/annotate-tiles/{token}/{key}/{level}/{name}"]
 
 
 @pytest.mark.browser
@@ -54,8 +56,9 @@ def test_review_a_pair_with_the_keyboard_while_the_heartbeat_keeps_the_lock(chro
     from playwright.sync_api import expect
 
     settings = AnnotationSettings(reviewers=["ana"], lock_seconds=30)
-    demo = build_demo(workspace, ReviewerPolicy.from_settings(settings, hosted=False), settings)
-    options = {**launch_options(workspace, settings, on_space=False), "server_port": free_port()}
+    policy = ReviewerPolicy.from_settings(settings, hosted=False)
+    demo = build_demo(workspace, policy, settings)
+    options = {**launch_options(workspace, settings, policy, on_space=False), "server_port": free_port()}
     demo.queue(default_concurrency_limit=4).launch(prevent_thread_lock=True, quiet=True, **options)
     screenshot = Path(tempfile.mkdtemp(prefix="annotate-browser-")) / "review-screen.png"
     try:
@@ -66,7 +69,7 @@ def test_review_a_pair_with_the_keyboard_while_the_heartbeat_keeps_the_lock(chro
         counters = page.locator("#counters")
         expect(counters).to_contain_text("To review 2", timeout=60_000)
         expect(page.locator("#facts")).to_contain_text("Original", timeout=60_000)
-        expect(page.locator("#ab-viewer img.ab-original")).to_be_visible(timeout=30_000)
+        expect(page.locator("#ab-viewer .ab-main img.ab-tile").first).to_be_visible(timeout=30_000)
         page.locator("#caption textarea").fill("window light, 85 mm")
         held = workspace.store.held_by("ana")
 
@@ -93,3 +96,34 @@ def test_review_a_pair_with_the_keyboard_while_the_heartbeat_keeps_the_lock(chro
         ("ana", "accept", "window light, 85 mm")
     ]
     assert decisions[0].decision.pair_id == held and re.fullmatch(r"[0-9a-f]{16}", held)
+
+
+def test_an_empty_queue_refreshes_itself_and_the_filmstrip_changes_a_decision(workspace):
+    """The queue timer's call finds a pair once another reviewer's lock is gone; the filmstrip lists one's
+    decisions and changes one (a new decision; the list's choices are the page's own)."""
+    import json
+
+    from gradio_client import Client
+
+    settings = AnnotationSettings()
+    policy = ReviewerPolicy()
+    demo = build_demo(workspace, policy, settings)
+    options = {**launch_options(workspace, settings, policy, on_space=False), "server_port": free_port()}
+    demo.queue().launch(prevent_thread_lock=True, quiet=True, **options)
+    try:
+        taken = [workspace.store.claim_next("ana"), workspace.store.claim_next("cleo")]
+        ben = Client(demo.local_url, verbose=False)
+        pair_id, spec, facts, *_ = ben.predict("ben", "review", "", api_name="/poll")
+        assert pair_id == "" and json.loads(spec)["empty"].startswith("2 pair(s)") and "open on other" in facts
+        workspace.store.release("ana", taken[0])
+        pair_id, spec, *_ = ben.predict("ben", "review", "", api_name="/poll")
+        assert pair_id == taken[0] and json.loads(spec)["pair"] == pair_id
+        ben.predict("ben", pair_id, "review", [], [], "soft window light", "", api_name="/accept")
+        (mine,) = workspace.history("ben")
+        ben.predict("ben", mine.decision_id, ["halo", "cloning"], api_name="/change_to_reject")
+        (changed,) = workspace.history("ben")
+        assert (changed.verdict, changed.reasons) == ("reject", ("halo", "cloning"))
+        assert changed.caption == "soft window light"
+        assert changed.decision_id != mine.decision_id
+    finally:
+        demo.close()

@@ -8,6 +8,7 @@ changes nothing: not the project folder, not the review store, not the Hub stand
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -20,7 +21,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from annotate.app import build_demo, launch_options
+from annotate.app import TILE_ROUTE, build_demo, launch_options
 from authface_core.annotation.config import AnnotationSettings, hosted_mode
 from authface_core.annotation.ingest import OUTSIDE_FOLDER, sha256_file
 from authface_core.annotation.reviewers import ReviewerPolicy
@@ -69,7 +70,8 @@ def space(tmp_path_factory):
         workspace.ingest(str(shoot))
         demo = build_demo(workspace, ReviewerPolicy.from_settings(settings, hosted=True), settings)
         port = free_port()
-        options = launch_options(workspace, settings, on_space=True)
+        policy = ReviewerPolicy.from_settings(settings, hosted=True)
+        options = launch_options(workspace, settings, policy, on_space=True)
         options.update(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
         demo.queue(default_concurrency_limit=4).launch(**options)
         try:
@@ -126,7 +128,8 @@ def test_every_function_of_the_app_refuses_a_caller_who_is_not_on_the_team(space
         succeeded, error = call_index(space.url, fn_index, data, user)
         assert not succeeded and refusal(user) in str(error), (block_function.name, error)
         checked.append(block_function.name)
-    assert {"open_screen", "accept", "reject", "skip", "undo", "heartbeat", "load_crops", "team_table"} <= set(checked)
+    assert {"open_screen", "poll_queue", "accept", "reject", "skip", "undo", "heartbeat"} <= set(checked)
+    assert {"load_regions", "team_table", "change_to_accept", "change_to_reject"} <= set(checked)
     assert {"admin_view", "ingest", "publish"} <= set(checked)
     assert snapshot(space) == before
 
@@ -134,20 +137,25 @@ def test_every_function_of_the_app_refuses_a_caller_who_is_not_on_the_team(space
 def _typed_name_or_empty(block) -> object:
     """An input value for ``block``: a name typed as an ally would ("ana"), else an empty value."""
     kind = type(block).__name__
-    return {"Textbox": "ana", "Radio": "review", "CheckboxGroup": []}.get(kind)
+    if kind == "Radio":  # the queue ("review"), or the filmstrip, empty until a decision is made
+        return block.choices[0][1] if block.choices else None
+    return {"Textbox": "ana", "CheckboxGroup": []}.get(kind)
 
 
 @pytest.mark.parametrize("user", ATTACKERS, ids=["anonymous", "mallory"])
 def test_named_endpoints_refuse_through_http_and_gradio_client(space, user, tmp_path):
     before = snapshot(space)
     calls = {
-        "open": ["ana", "review"],
-        "accept": ["ana", "review", ["lighting"], "caption", "note"],
-        "reject": ["ana", "review", [], "", ""],
-        "skip": ["ana", "adjudication", [], "", ""],
-        "undo": ["ana", "review"],
-        "heartbeat": ["ana", "review"],
-        "crops": ["ana"],
+        "open": ["ana", "review", ""],
+        "poll": ["ana", "review", ""],
+        "accept": ["ana", "", "review", ["lighting"], [], "caption", "note"],
+        "reject": ["ana", "", "review", [], ["halo"], "", ""],
+        "skip": ["ana", "", "adjudication", [], [], "", ""],
+        "undo": ["ana", "review", ""],
+        "heartbeat": ["ana", "", "review"],
+        "regions": ["ana", ""],
+        "change_to_accept": ["ana", None, []],
+        "change_to_reject": ["ana", None, ["halo"]],
         "team": ["ana"],  # the reviewer table
         "admin": ["ana"],
         "publish": ["ana"],
@@ -222,42 +230,42 @@ def test_the_page_config_holds_no_project_data_and_no_run_history(space):
 
 def test_the_team_works_with_roles_normalised_names_and_no_self_adjudication(space):
     ana = Client(space.url, headers=headers_for("ana"), verbose=False)
-    opened = ana.predict("", "review", api_name="/open")
+    opened = ana.predict("", "review", "", api_name="/open")
     first = space.workspace.store.held_by("ana")
-    assert first and "Original" in opened[4]  # the facts table (outputs other than the pair state)
-    ana.predict("", "review", ["lighting"], "studio portrait", "halo left", api_name="/accept")
+    assert first == opened[0] and "Original" in opened[2]  # the pair id, the viewer's spec, the facts table
+    ana.predict("", first, "review", ["lighting"], [], "studio portrait", "halo left", api_name="/accept")
     assert [(d.decision.reviewer, d.decision.caption) for d in space.workspace.store.decisions(pair_id=first)] == [
         ("ana", "studio portrait")
     ]
     # "ANA" is ana: she cannot add a second decision to settle the pair alone (overlap 2)
     shouting = Client(space.url, headers=headers_for("ANA"), verbose=False)
-    shouting.predict("", "review", api_name="/open")
+    shouting.predict("", "review", "", api_name="/open")
     assert space.workspace.store.held_by("ana") != first
     with pytest.raises(AppError, match="ana may not settle disputed pairs"):
-        ana.predict("", "adjudication", api_name="/open")
+        ana.predict("", "adjudication", "", api_name="/open")
     with pytest.raises(AppError, match="ana may not ingest and publish"):
         ana.predict("", api_name="/admin")
     # ben disagrees: a dispute; ben (also an adjudicator) is not offered his own dispute; cleo settles it
     space.workspace.store.release("ana", space.workspace.store.held_by("ana"))
     ben = Client(space.url, headers=headers_for("ben"), verbose=False)
-    ben.predict("", "review", api_name="/open")
+    ben.predict("", "review", "", api_name="/open")
     assert space.workspace.store.held_by("ben") == first
-    ben.predict("", "review", [], "", "", api_name="/reject")
+    ben.predict("", first, "review", [], ["halo"], "", "", api_name="/reject")
     space.workspace.store.release("ben", space.workspace.store.held_by("ben"))
     assert space.workspace.store.pair_states()[first] == "disputed"
-    ben.predict("", "adjudication", api_name="/open")
+    ben.predict("", "adjudication", "", api_name="/open")
     assert space.workspace.store.held_by("ben") != first
     cleo = Client(space.url, headers=headers_for("cleo"), verbose=False)
-    cleo.predict("", "adjudication", api_name="/open")
+    cleo.predict("", "adjudication", "", api_name="/open")
     assert space.workspace.store.held_by("cleo") == first
-    cleo.predict("", "adjudication", [], "", "", api_name="/accept")
+    cleo.predict("", first, "adjudication", [], [], "", "", api_name="/accept")
     assert space.workspace.store.pair_states()[first] == "accepted"
 
 
 def test_an_open_page_renews_its_lock_through_the_heartbeat(space):
     ben = Client(space.url, headers=headers_for("ben"), verbose=False)
-    ben.predict("", "review", api_name="/open")
-    pair_id = space.workspace.store.held_by("ben")
+    pair_id = ben.predict("", "review", "", api_name="/open")[0]
+    assert pair_id == space.workspace.store.held_by("ben")
 
     def expiry() -> float:
         with sqlite3.connect(space.workspace.store.path) as connection:
@@ -265,7 +273,7 @@ def test_an_open_page_renews_its_lock_through_the_heartbeat(space):
 
     first = expiry()
     time.sleep(1.1)
-    ben.predict("", "review", api_name="/heartbeat")
+    ben.predict("", pair_id, "review", api_name="/heartbeat")
     assert expiry() > first + 1
     space.workspace.store.release("ben", pair_id)
 
@@ -282,7 +290,21 @@ def test_publish_goes_to_the_project_repo_with_the_files_reviewed(space):
     Path(changed.retouched_path).write_bytes(Path(changed.retouched_path).read_bytes() + b"edited later")
     report, _ = lead.predict("", api_name="/publish")
     assert report.startswith(f"**{REPO_ID}**")
-    assert f"pair {changed.pair_id}: {Path(changed.retouched_path).name} changed on disk" in report
+    name = Path(changed.retouched_path).name.replace("_", "\\_")  # markdown-escaped
+    assert f"pair {changed.pair_id}: {name} changed on disk" in report
     assert {repo for repo, _ in space.hub.commits} == {REPO_ID}
     assert store.counters(REPO_ID).published == 2  # the adjudicated pair and the unchanged one
     assert TOKEN not in report
+
+
+def test_viewer_tiles_come_only_with_the_token_a_checked_call_gave(space):
+    ana = Client(space.url, headers=headers_for("ana"), verbose=False)
+    pair_id, spec_text, *_ = ana.predict("", "review", "", api_name="/open")
+    spec = json.loads(spec_text)
+    assert spec["pair"] == pair_id and spec["base"].startswith(f"{TILE_ROUTE}/")
+    key = spec["sides"]["original"]["key"]
+    assert httpx.get(f"{space.url}/{spec['base']}{key}/0/0_0.jpg", timeout=30).status_code == 200
+    for user in (None, "mallory", "ana"):  # a signed-in session is not a token
+        response = httpx.get(f"{space.url}/{TILE_ROUTE}/-/{key}/0/0_0.jpg", headers=headers_for(user), timeout=30)
+        assert response.status_code == 403
+    space.workspace.store.release("ana", pair_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from authface_core.annotation.ingest import (
 )
 from authface_core.errors import PairingError
 
-from .conftest import make_pairs_folder
+from .conftest import make_pairs_folder, photo
 
 
 def _names(paths):
@@ -152,3 +153,22 @@ def test_bad_rules_and_csv_are_refused(tmp_path, preview_cache):
         ingest_folder(tmp_path, preview_cache, pairs_csv=table)
     with pytest.raises(PairingError, match="not a folder"):
         ingest_folder(tmp_path / "missing", preview_cache)
+
+
+def test_the_report_says_each_problem_once_on_one_line_with_names_escaped(pairs_folder, preview_cache, tmp_path):
+    from authface_core.annotation.session import ingest_report_markdown
+
+    report = ingest_folder(pairs_folder, preview_cache)
+    text = ingest_report_markdown(report, len(report.pairs))
+    duplicates = text.split("**Duplicates**")[1].strip().splitlines()[1:]
+    assert duplicates == [
+        "- copy\\_of\\_first.png and its retouch: exact copies of pair astronaut.png, merged into it (reviewed once)",
+        "- pair coffee.png = pair reexport.jpg: the same photo (near duplicates, 0 bits apart)",
+    ]  # not one line per matching file: four files of two pairs matched, and a copy matched its own retouch
+    # a name with markdown and HTML in it shows as itself: no table cell split, no tag
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    photo("rocket").save(odd / "a|b <img src=x onerror=alert(1)>.png", format="PNG")
+    text = ingest_report_markdown(ingest_folder(odd, preview_cache), 0)
+    assert "a\\|b \\<img src=x onerror=alert\\(1\\)\\>.png" in text
+    assert not re.search(r"(?<!\\)[<|]", text.replace("**", "")), text  # every "<" and "|" escaped

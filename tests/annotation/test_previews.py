@@ -1,8 +1,6 @@
-"""Previews: screen size from a downsized decode, 100% eye and mouth crops of a real face, prefetch."""
+"""Previews: screen size from a downsized decode, tiles of a pair, 100% regions of every face, prefetch."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -48,7 +46,7 @@ def test_screen_preview_of_8k_jpeg_is_screen_sized(preview_cache, tmp_path):
     path = tmp_path / "8k.jpg"
     photo("astronaut").resize((7680, 5120), Image.Resampling.BILINEAR).save(path, quality=90)
     preview = preview_cache.screen_rgb(path, sha256_file(path))
-    assert preview_cache.screen_path(path, sha256_file(path)).is_file()
+    assert len(list((preview_cache.root / "screen").rglob("*.jpg"))) == 1  # cached on disk
     width, height = Image.open(path).size
     assert max(preview.shape[:2]) == SCREEN_MAX_SIDE
     assert preview.shape[1] / preview.shape[0] == pytest.approx(width / height, rel=0.01)
@@ -57,7 +55,7 @@ def test_screen_preview_of_8k_jpeg_is_screen_sized(preview_cache, tmp_path):
     assert np.abs(full.astype(int) - preview.astype(int)).mean() < 6
 
 
-def test_crops_are_100_percent_pixels_of_both_images(portrait_pair, preview_cache):
+def test_tiles_and_regions_of_a_real_face_prefetched(portrait_pair, preview_cache):
     prefetcher = Prefetcher(preview_cache)
     for future in prefetcher.prefetch([portrait_pair]):
         future.result(timeout=300)
@@ -65,17 +63,21 @@ def test_crops_are_100_percent_pixels_of_both_images(portrait_pair, preview_cach
     assert preview_cache.is_ready(portrait_pair)
     assert prefetcher.prefetch([portrait_pair]) == []  # nothing left to do: cached
 
-    crop_set = preview_cache.crops(portrait_pair)
-    assert crop_set.problem is None
-    assert [crop.region for crop in crop_set.crops] == ["eyes", "mouth"]
+    tiles = preview_cache.pair_tiles(portrait_pair)
     original = load_rgb(portrait_pair.original_path)
     retouched = load_rgb(portrait_pair.retouched_path)
-    boxes = json.loads((crop_set.crops[0].original.parent / "index.json").read_text())["regions"]
-    for crop in crop_set.crops:
-        x0, y0, x1, y1 = boxes[crop.region]
-        assert 30 < x1 - x0 < 1500 and 10 < y1 - y0 < 1000  # a region of the face, not the whole photo
-        np.testing.assert_array_equal(np.asarray(Image.open(crop.original)), original[y0:y1, x0:x1])
-        np.testing.assert_array_equal(np.asarray(Image.open(crop.retouched)), retouched[y0:y1, x0:x1])
-    eyes, mouth = boxes["eyes"], boxes["mouth"]
-    assert eyes[3] <= mouth[1] + (mouth[3] - mouth[1])  # eyes above the mouth
-    assert eyes[1] < mouth[1]
+    for side, source in (("original", original), ("retouched", retouched)):
+        key, info = tiles.sides[side]
+        assert (info.width, info.height) == (3000, original.shape[0])
+        tile = np.asarray(Image.open(preview_cache.tiles.tile_file(key, 0, 2, 1))).astype(int)  # a 100% tile
+        assert np.abs(tile - source[512:1024, 1024:1536].astype(int)).mean() < 2
+    regions = preview_cache.regions(portrait_pair)
+    assert regions.problem is None and len(regions.faces) >= 1
+    face = max(regions.faces, key=lambda boxes: boxes["eyes"][2] - boxes["eyes"][0])  # the portrait's face
+    assert set(face) == {"eyes", "mouth", "left_cheek", "right_cheek", "forehead"}
+    eyes, mouth, forehead = face["eyes"], face["mouth"], face["forehead"]
+    left, right = face["left_cheek"], face["right_cheek"]
+    assert 30 < eyes[2] - eyes[0] < 1500 and 10 < eyes[3] - eyes[1] < 1000  # a region of the face
+    assert forehead[3] <= eyes[1] + 5 and eyes[1] < mouth[1]  # forehead above the eyes, eyes above the mouth
+    assert left[2] < right[0] + (right[2] - right[0]) and left[0] < right[0]  # a cheek on each side
+    assert eyes[3] <= (left[1] + left[3]) / 2 <= mouth[3]  # cheeks between the eyes and the mouth

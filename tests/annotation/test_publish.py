@@ -101,6 +101,7 @@ def test_publish_appends_and_load_dataset_reads_it_back(tmp_path, pairs, hub_env
         assert row["original_sha256"] == pair.original_sha256
         assert row["original_width"] == pair.facts["original"]["width"]
         assert row["tags"] == ["lighting"] and row["caption"] == f"portrait {pair.pair_id[:4]}"
+        assert row["reject_reasons"] == []  # nobody rejected these
         assert row["reviewer"] in ("ana", "ben") and row["decided_at"].startswith("20")
     card = (repo / "README.md").read_text()
     assert "published pairs: 4" in card and "path: data/train-*.parquet" in card

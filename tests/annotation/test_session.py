@@ -1,4 +1,4 @@
-"""The workflow behind the review screen: open, decide, undo, counters, facts, uploads, sources, hand-out files."""
+"""The workflow behind the review screen: open, decide, undo, change, counters, facts, uploads, sources, tiles."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def workspace(tmp_path):
 
 def test_open_decide_undo_and_counters(workspace):
     view = workspace.open_next("ana")
-    assert view.original_preview.is_file() and view.retouched_preview.is_file()
+    assert all(workspace.cache.tiles.has(key) for key, _ in view.tiles.sides.values())
     assert "| Format | PNG (RGB) |" in view.facts_markdown
     assert "To review** 2" in workspace.counters_markdown()
     workspace.decide("ana", view.pair_id, "accept", tags=["makeup"], caption=" studio portrait ")
@@ -44,18 +44,50 @@ def test_open_decide_undo_and_counters(workspace):
     assert workspace.reviewer_table() == [["ana", 0, 1, 0, "–"]]
 
 
-def test_previews_and_crops_are_handed_out_outside_the_project(workspace):
+def test_the_viewer_gets_tiles_and_the_regions_of_every_face(workspace):
     view = workspace.open_next("ana")
-    for handed in (view.original_preview, view.retouched_preview):
-        assert not handed.is_relative_to(workspace.root)
-    pair = workspace.store.pair(view.pair_id)
-    cached = workspace.cache.screen_path(pair.original_path, pair.original_sha256)
-    assert view.original_preview.read_bytes() == cached.read_bytes()
-    crops = workspace.crops("ana", view.pair_id)
-    assert crops.problem is None and crops.crops  # the astronaut's face
-    assert all(not path.is_relative_to(workspace.root) for c in crops.crops for path in (c.original, c.retouched))
+    spec = view.viewer_spec("annotate-tiles/TOKEN/")
+    assert set(spec["sides"]) == {"original", "retouched", "difference"} and spec["geometry"] == "same"
+    assert spec["sides"]["original"]["width"] == 512 and spec["names"][0].endswith(".png")
+    regions = workspace.regions("ana", view.pair_id)
+    assert regions.problem is None and regions.faces  # the astronaut's face (and the patch dlib takes for one)
+    assert all(set(face) <= {"eyes", "mouth", "left_cheek", "right_cheek", "forehead"} for face in regions.faces)
     with pytest.raises(DecisionRefusedError, match="not open on ben's screen"):
-        workspace.crops("ben", view.pair_id)  # crops only of the pair on one's own screen
+        workspace.regions("ben", view.pair_id)  # regions only of the pair on one's own screen
+
+
+def test_the_spec_names_the_next_pairs_tiles_once_they_are_made(workspace):
+    first = workspace.open_next("ana")
+    assert first.viewer_spec("base/")["next"] == []  # no background thread here: not made yet
+    (upcoming,) = workspace.store.upcoming("ana", 1)
+    workspace.cache.pair_tiles(workspace.store.pair(upcoming))
+    again = workspace.open_next("ana")  # the same pair, as a reloaded page gets it
+    assert again.pair_id == first.pair_id
+    (ahead,) = again.viewer_spec("base/")["next"]
+    assert ahead["original"]["key"] == workspace.store.pair(upcoming).original_sha256
+
+
+def test_a_decision_changed_from_the_filmstrip_is_a_new_event(workspace):
+    first = workspace.open_next("ana")
+    workspace.decide("ana", first.pair_id, "accept", tags=["lighting"], caption="window light")
+    second = workspace.open_next("ana")
+    workspace.decide("ana", second.pair_id, "reject", reasons=["halo", "plastic skin"])
+    history = workspace.history("ana")
+    assert [(item.pair_id, item.verdict, item.reasons) for item in history] == [
+        (second.pair_id, "reject", ("plastic skin", "halo")),
+        (first.pair_id, "accept", ()),
+    ]
+    changed = workspace.change("ana", history[1].decision_id, "reject", reasons=["cloning"])
+    assert (changed.decision.caption, changed.decision.tags) == ("window light", ("lighting",))  # kept
+    everything = workspace.store.decisions(include_undone=True)
+    assert [(d.decision.verdict, d.undone_at is not None) for d in everything] == [
+        ("accept", True),
+        ("reject", False),
+        ("reject", False),
+    ]  # the old decision is stamped, never rewritten
+    assert workspace.store.pair_states()[first.pair_id] == "rejected"
+    with pytest.raises(DecisionRefusedError, match="no active decision"):
+        workspace.change("ben", history[0].decision_id, "accept")  # only one's own decisions
 
 
 def test_empty_screen_says_why(workspace):
@@ -127,24 +159,11 @@ def test_two_files_of_one_upload_with_the_same_name_both_kept(workspace, tmp_pat
 def test_workspace_from_settings(tmp_path):
     from authface_core.annotation.config import AnnotationSettings
 
-    settings = AnnotationSettings(root=str(tmp_path / "space-data"), overlap=2, lock_seconds=120, repo_id="lab/pairs")
+    settings = AnnotationSettings(
+        root=str(tmp_path / "space-data"), overlap=2, lock_seconds=120, repo_id="lab/pairs", max_pixels=2_000_000
+    )
     workspace = Workspace.from_settings(settings, prefetch=False)
     assert workspace.root == tmp_path / "space-data" and workspace.store.overlap == 2
+    assert workspace.cache.max_pixels == 2_000_000
     assert workspace.store.lock_seconds == 120 and workspace.repo_id == "lab/pairs"
     workspace.close()
-
-
-def test_hand_out_keeps_only_the_most_recent_files(tmp_path):
-    from authface_core.annotation.session import HandOut
-
-    hand_out = HandOut(keep=2)
-    try:
-        for index in range(4):
-            (tmp_path / f"{index}.jpg").write_bytes(bytes([index]) * 10)
-            handed = hand_out.file(tmp_path / f"{index}.jpg", f"preview-{index}.jpg")
-            assert handed.read_bytes() == bytes([index]) * 10 and handed.parent == hand_out.folder
-            hand_out.file(tmp_path / "0.jpg", "preview-0.jpg")  # the first one, handed out again each time
-        assert sorted(path.name for path in hand_out.folder.iterdir()) == ["preview-0.jpg", "preview-3.jpg"]
-    finally:
-        hand_out.close()
-    assert not hand_out.folder.exists()

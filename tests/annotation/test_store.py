@@ -285,3 +285,32 @@ def test_sigkill_while_recording_loses_no_acknowledged_decision(tmp_path, pairs)
     assert final.counters().to_review == 0
     assert len(final.decisions()) == len(pairs)
     assert final.check_consistency() == []
+
+
+def test_reject_reasons_are_stored_with_the_decision_and_checked(store, pairs):
+    store.add_pairs(pairs[:1])
+    pair_id = pairs[0].pair_id
+    recorded = store.record(Decision(pair_id, "ana", "reject", reasons=("halo", "plastic skin", "halo")))
+    assert recorded.decision.reasons == ("plastic skin", "halo")  # each once, in the list's order
+    assert store.decisions()[0].decision.reasons == ("plastic skin", "halo")
+    with pytest.raises(ValueError, match="reject reasons must be among"):
+        Decision(pair_id, "ben", "reject", reasons=("too dark",))
+    with pytest.raises(ValueError, match="only a reject has reject reasons"):
+        Decision(pair_id, "ben", "accept", reasons=("halo",))
+
+
+def test_a_store_made_before_reject_reasons_opens_with_none(tmp_path, pairs):
+    path = tmp_path / "old.sqlite"
+    ReviewStore(path).add_pairs(pairs[:1])
+    with sqlite3.connect(path) as connection:  # the decisions table as it was made before
+        connection.execute("DROP TABLE decisions")
+        connection.execute(
+            "CREATE TABLE decisions(decision_id TEXT PRIMARY KEY, pair_id TEXT NOT NULL, reviewer TEXT NOT NULL,"
+            " verdict TEXT NOT NULL, role TEXT NOT NULL, tags TEXT NOT NULL, caption TEXT NOT NULL,"
+            " note TEXT NOT NULL, decided_at REAL NOT NULL, undone_at REAL)"
+        )
+        connection.execute(
+            "INSERT INTO decisions VALUES ('d1', ?, 'ana', 'reject', 'review', '[]', '', '', 1.0, NULL)",
+            (pairs[0].pair_id,),
+        )
+    assert [d.decision.reasons for d in ReviewStore(path).decisions()] == [()]
