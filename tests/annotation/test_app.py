@@ -19,7 +19,7 @@ from authface_core.annotation.session import Workspace
 from .conftest import make_pairs_folder
 from .space import free_port
 
-LOCK_SECONDS = 3.0  # short, so that the browser test outlives a lock period
+LOCK_SECONDS = 8.0  # short, so that the browser test outlives a lock period; long enough for a loaded CI machine
 
 
 @pytest.fixture()
