@@ -157,13 +157,15 @@ PRESETS = {"released": RELEASED_PRESET, "fast": FAST_PRESET}
 class StepProgress:
     """One denoising step done. Faces of a batch advance together: ``face_index`` is the first face of
     the batch and ``preview`` (h, w, 3) uint8 (1/8 of the face size) shows that face, every
-    ``preview_every`` steps and at the last step, else None."""
+    ``preview_every`` steps and at the last step, else None. With best of N the model restores each face
+    ``candidates`` times: the indices then count candidates, ``num_faces`` of them in all."""
 
     face_index: int
     num_faces: int
     step: int
     num_steps: int
     preview: np.ndarray | None
+    candidates: int = 1
 
 
 @dataclass
@@ -232,11 +234,17 @@ ProgressCallback = Callable[[StepProgress], None]
 
 
 def describe_progress(step: StepProgress, batch_size: int, elapsed_s: float | None = None) -> str:
-    """'Faces 1-4 of 6: step 12 of 50', where ``batch_size`` is the ``max_batch_size`` the faces ran with; given
-    the seconds since the model started, '..., 0:23 elapsed, about 0:40 left'."""
+    """'Faces 1-4 of 6: step 12 of 50', where ``batch_size`` is the ``max_batch_size`` the faces ran with; with
+    best of N, 'Candidates 1-4 of 6 (2 faces x 3): ...'; given the seconds since the model started,
+    '..., 0:23 elapsed, about 0:40 left'."""
     last = min(step.face_index + batch_size, step.num_faces)
-    faces = f"Face {last}" if last == step.face_index + 1 else f"Faces {step.face_index + 1}-{last}"
-    text = f"{faces} of {step.num_faces}: step {step.step} of {step.num_steps}"
+    noun = "Face" if step.candidates == 1 else "Candidate"
+    items = f"{noun} {last}" if last == step.face_index + 1 else f"{noun}s {step.face_index + 1}-{last}"
+    text = f"{items} of {step.num_faces}"
+    if step.candidates > 1:
+        faces = step.num_faces // step.candidates
+        text += f" ({faces} face{'s' if faces > 1 else ''} x {step.candidates})"
+    text += f": step {step.step} of {step.num_steps}"
     if elapsed_s is None:
         return text
     left = estimate_seconds_left(step, batch_size, elapsed_s)
@@ -585,7 +593,7 @@ def _step_callback(progress_callback: ProgressCallback | None, config: RestoreCo
         step = step_index + 1
         wants_preview = config.preview_every and (step % config.preview_every == 0 or step == num_steps)
         preview = latents_to_rgb_preview(tensors["denoised"][:1])[0] if wants_preview else None
-        progress_callback(StepProgress(face_index, num_faces, step, num_steps, preview))
+        progress_callback(StepProgress(face_index, num_faces, step, num_steps, preview, config.candidates))
         return {}
 
     return on_step_end

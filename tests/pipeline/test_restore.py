@@ -183,6 +183,14 @@ def test_no_seed_draws_one_and_reports_it(tiny_pipe, small_face):
     assert np.array_equal(first.image, replay.image)
 
 
+def test_progress_with_candidates_counts_candidates_not_faces(tiny_pipe, small_face):
+    events: list[StepProgress] = []
+    config = RestoreConfig(aligned=True, candidates=2, **{**TINY, "num_inference_steps": 2})
+    restore_image(small_face, tiny_pipe, config, progress_callback=events.append)
+    assert {(e.num_faces, e.candidates) for e in events} == {(2, 2)}
+    assert describe_progress(events[0], config.max_batch_size) == "Candidates 1-2 of 2 (1 face x 2): step 1 of 2"
+
+
 def test_progress_reports_every_step_with_previews_every_k(tiny_pipe, small_face):
     events: list[StepProgress] = []
     restore_image(
@@ -307,16 +315,18 @@ def test_whole_photo_upscaled_changes_only_by_resampling_away_from_faces(tiny_pi
 
 
 @pytest.mark.parametrize(
-    "face_index, num_faces, batch_size, expected",
+    "face_index, num_faces, batch_size, candidates, expected",
     [
-        (0, 6, 4, "Faces 1-4 of 6: step 12 of 50"),
-        (4, 6, 4, "Faces 5-6 of 6: step 12 of 50"),
-        (2, 3, 2, "Face 3 of 3: step 12 of 50"),
-        (0, 1, 1, "Face 1 of 1: step 12 of 50"),
+        (0, 6, 4, 1, "Faces 1-4 of 6: step 12 of 50"),
+        (4, 6, 4, 1, "Faces 5-6 of 6: step 12 of 50"),
+        (2, 3, 2, 1, "Face 3 of 3: step 12 of 50"),
+        (0, 1, 1, 1, "Face 1 of 1: step 12 of 50"),
+        (0, 3, 4, 3, "Candidates 1-3 of 3 (1 face x 3): step 12 of 50"),
+        (4, 6, 4, 3, "Candidates 5-6 of 6 (2 faces x 3): step 12 of 50"),
     ],
 )
-def test_progress_names_the_faces_of_the_batch(face_index, num_faces, batch_size, expected):
-    step = StepProgress(face_index=face_index, num_faces=num_faces, step=12, num_steps=50, preview=None)
+def test_progress_names_the_faces_of_the_batch(face_index, num_faces, batch_size, candidates, expected):
+    step = StepProgress(face_index, num_faces, step=12, num_steps=50, preview=None, candidates=candidates)
     assert describe_progress(step, batch_size) == expected
 
 
