@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +82,11 @@ def sidecar_path(output: Path) -> Path:
     return output.with_name(f"{output.name}.json")
 
 
-def sidecar_record(input_path: Path, output_path: Path, model: str, result, seconds: float) -> dict:
-    """The JSON record of one restoration: settings used and what happened to each face."""
+def sidecar_record(
+    input_path: Path, output_path: Path, model: str, result, seconds: float, references: Sequence[str] = ()
+) -> dict:
+    """The JSON record of one restoration: settings and references (``--reference`` as given) used, and what
+    happened to each face."""
     import dataclasses
 
     from ..settings import settings_to_dict
@@ -103,6 +107,7 @@ def sidecar_record(input_path: Path, output_path: Path, model: str, result, seco
         "model": model,
         "smoke_test_model": result.smoke_test_model,
         "settings": settings_to_dict(result.config),
+        "references": list(references),
         "output_size": [result.image.shape[1], result.image.shape[0]],
         "faces": faces,
         "skipped_faces": [{"box": box.to_dict(), "reason": reason} for box, reason in result.skipped],
@@ -113,9 +118,9 @@ def sidecar_record(input_path: Path, output_path: Path, model: str, result, seco
     return record
 
 
-def recorded_differences(record: dict, model: str, config: RestoreConfig) -> list[str]:
-    """How the settings a sidecar recorded differ from the ones asked for now ('steps 20, now 50'); a seed
-    left to chance (None) matches any recorded seed."""
+def recorded_differences(record: dict, model: str, config: RestoreConfig, references: Sequence[str] = ()) -> list[str]:
+    """How the settings and references a sidecar recorded differ from the ones asked for now ('steps 20, now
+    50'); a seed left to chance (None) matches any recorded seed."""
     from ..settings import settings_to_dict
 
     recorded = record.get("settings", {})
@@ -123,6 +128,8 @@ def recorded_differences(record: dict, model: str, config: RestoreConfig) -> lis
     for name, wanted in settings_to_dict(config).items():
         if recorded.get(name) != wanted and not (name == "seed" and wanted is None):
             changes.append(f"{name} {recorded.get(name)!r}, now {wanted!r}")
+    if record.get("references", []) != list(references):
+        changes.append(f"references {record.get('references', [])!r}, now {list(references)!r}")
     return changes
 
 
@@ -135,6 +142,7 @@ class FolderOutputs:
     model: str
     config: RestoreConfig
     overwrite: bool = False
+    references: tuple[str, ...] = ()
 
     def target(self, item) -> Path:
         if item.name is None:
@@ -151,7 +159,7 @@ class FolderOutputs:
         output = self.target(item)
         if not (output.is_file() and sidecar_path(output).is_file()):
             return False
-        changes = _earlier_changes(sidecar_path(output), self.model, self.config)
+        changes = _earlier_changes(sidecar_path(output), self.model, self.config, self.references)
         if changes:
             print(f"note: {output} kept, made with other settings ({'; '.join(changes)}); --overwrite redoes it",
                   file=sys.stderr)  # fmt: skip
@@ -163,7 +171,7 @@ class FolderOutputs:
 
         output = self.target(item)
         image = encode_image(result.image, result.alpha, format=OUTPUT_FORMATS[output.suffix.lower()])
-        record = sidecar_record(Path(item.source), output, self.model, result, seconds)
+        record = sidecar_record(Path(item.source), output, self.model, result, seconds, self.references)
         return image, json.dumps(record, indent=2).encode()
 
     def commit(self, item, payload: tuple[bytes, bytes]) -> None:
@@ -217,7 +225,7 @@ def run(args) -> int:
         else:
             output_dir = processes.main_first(prepare_output_folder, args.output_dir, args.inputs)
         items, stream, scan = _archive_items(args, archive, output_dir, processes)
-        outputs = _archive_outputs(archive, output_dir, model, config, args.overwrite)
+        outputs = _archive_outputs(archive, output_dir, model, config, args.overwrite, tuple(args.reference))
         references = load_reference_arguments(args.reference)
     except (AuthFaceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -274,10 +282,17 @@ def _archive_items(args, archive: ArchiveConfig, output_dir: Path, processes):
     return (None, source.stream, None) if archive.streaming else (source.items(), None, None)
 
 
-def _archive_outputs(archive: ArchiveConfig, output_dir: Path, model: str, config: RestoreConfig, overwrite: bool):
+def _archive_outputs(
+    archive: ArchiveConfig,
+    output_dir: Path,
+    model: str,
+    config: RestoreConfig,
+    overwrite: bool,
+    references: tuple[str, ...],
+):
     """The run's outputs: a folder of images and sidecars, or Parquet shards (appended to a Hub repo)."""
     if archive.output_format == "folder":
-        return FolderOutputs(output_dir, model, config, overwrite)
+        return FolderOutputs(output_dir, model, config, overwrite, references)
     from ..archive.shards import ParquetShards
     from ..hub import DatasetRepo
 
@@ -287,7 +302,7 @@ def _archive_outputs(archive: ArchiveConfig, output_dir: Path, model: str, confi
         repo.create(private=archive.hub_private)
 
     def record(item, result, seconds: float) -> dict:
-        return sidecar_record(Path(item.source), Path(item.key), model, result, seconds)
+        return sidecar_record(Path(item.source), Path(item.key), model, result, seconds, references)
 
     return ParquetShards(output_dir, archive.shard_rows, record, repo)
 
@@ -312,10 +327,10 @@ def _note(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def _earlier_changes(sidecar: Path, model: str, config: RestoreConfig) -> list[str] | None:
+def _earlier_changes(sidecar: Path, model: str, config: RestoreConfig, references: tuple[str, ...]) -> list[str] | None:
     """The differences from an earlier output's recorded settings, or None when its sidecar is unreadable
     (then the input is restored again)."""
     try:
-        return recorded_differences(json.loads(sidecar.read_text()), model, config)
+        return recorded_differences(json.loads(sidecar.read_text()), model, config, references)
     except (OSError, ValueError, AttributeError):
         return None

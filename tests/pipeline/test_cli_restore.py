@@ -258,6 +258,10 @@ def test_resume_says_when_the_recorded_settings_differ(tiny_checkpoint, photos, 
     assert "other settings" not in capsys.readouterr().err  # a seed left to chance matches the recorded one
     assert restore(tiny_checkpoint, photos / "a.png", out=out, extra=["--aligned", "--steps", "3", "--overwrite"]) == 0
     assert json.loads((out / "a.png.json").read_text())["settings"]["num_inference_steps"] == 3
+    reference = str(photos / "a.png")
+    with_reference = ["--aligned", "--steps", "3", "--reference", reference]
+    assert restore(tiny_checkpoint, photos / "a.png", out=out, extra=with_reference) == 0
+    assert f"made with other settings (references [], now [{reference!r}])" in capsys.readouterr().err
 
 
 def test_stale_temp_files_are_cleaned_and_outputs_follow_the_umask(tiny_checkpoint, photos, tmp_path):
