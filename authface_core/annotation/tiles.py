@@ -196,7 +196,8 @@ class TileGate:
             person = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
         except (ValueError, UnicodeDecodeError):
             return None
-        return person if hmac.compare_digest(signature, self._signature(person)) else None
+        # As bytes: hmac compares text only when it is ASCII, and a URL can carry any character.
+        return person if hmac.compare_digest(signature.encode(), self._signature(person).encode()) else None
 
     def _signature(self, person: str) -> str:
         return hmac.new(self._secret, f"tiles:{person}".encode(), hashlib.sha256).hexdigest()
